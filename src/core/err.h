@@ -1,0 +1,20 @@
+/*
+ * err.h - words for an error. Functions return 0 or -errno; where a client
+ * deserves more than the code, the layer that knows the detail fills an
+ * optional struct ha_err. It adds text, never a second error convention.
+ */
+#ifndef HA_ERR_H
+#define HA_ERR_H
+
+#define HA_ERR_MSG_MAX 256
+
+struct ha_err {
+        char msg[HA_ERR_MSG_MAX];
+};
+
+/* Formats into |err| when it is not NULL; returns |code| (a -errno), so
+ * "return ha_err_set(err, -EINVAL, "bad %s", x);" reads naturally. */
+int ha_err_set(struct ha_err *err, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+#endif
