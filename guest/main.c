@@ -1,0 +1,301 @@
+/*
+ * main.c - hostagent-guest: the agent inside every sandbox.
+ *
+ * As PID 1 (/sbin/init of the image) it first sets the system up
+ * (init.c); run as an ordinary process (tests, or started by another init)
+ * it skips that. Then it listens on vsock port GA_PORT or, when
+ * HA_VSOCK_UNIX_DIR is set (the simulator, tests), on the Unix socket
+ * $HA_VSOCK_UNIX_DIR/<GA_PORT>, and runs one epoll loop.
+ *
+ * Reaping: SIGCHLD arrives through a signalfd; waitpid(-1, WNOHANG) then
+ * collects every child and zombie orphan and hands each status to the
+ * session that owns the pid, if any. Being the only caller of wait is what
+ * lets PID 1 reap orphans without stealing a command's exit status. When
+ * not PID 1 the agent makes itself a child subreaper, so orphans of its
+ * commands still come back to it.
+ */
+#include "ga.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#include "core/log.h"
+#include "guest/v1/guest.pb-c.h"
+
+#define EPOLL_BATCH 64
+
+int ga_watch(struct ga_agent *a, struct ga_handle *h, int fd, uint32_t events)
+{
+        struct epoll_event ev = { .events = events, .data.ptr = h };
+        int op;
+
+        if (events == h->events)
+                return 0;
+        op = h->events == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+        if (epoll_ctl(a->epfd, op, fd, &ev) < 0) {
+                int r = -errno;
+
+                ha_log_error("guest.epoll_ctl_failed", "fd=%d op=%d errno=%d", fd, op, -r);
+                return r;
+        }
+        h->events = events;
+        return 0;
+}
+
+static int listen_unix(const char *dir)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd, n;
+
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                ha_log_warn("guest.mkdir_failed", "path=%s errno=%d", dir, errno);
+        n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%u", dir, GA_PORT);
+        if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
+                ha_log_error("guest.listen_failed", "path=%s/%u error=\"path too long\"", dir, GA_PORT);
+                return -ENAMETOOLONG;
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        unlink(sa.sun_path);    /* a stale socket from a previous run */
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 256) < 0) {
+                int r = -errno;
+
+                ha_log_error("guest.listen_failed", "path=%s error=\"%s\"", sa.sun_path, strerror(-r));
+                close(fd);
+                return r;
+        }
+        ha_log_info("guest.listening", "unix=%s", sa.sun_path);
+        return fd;
+}
+
+static int listen_vsock(void)
+{
+        struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = GA_PORT };
+        int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        if (fd < 0) {
+                int r = -errno;
+
+                ha_log_error("guest.listen_failed", "vsock_port=%u error=\"%s\"", GA_PORT, strerror(-r));
+                return r;
+        }
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 256) < 0) {
+                int r = -errno;
+
+                ha_log_error("guest.listen_failed", "vsock_port=%u error=\"%s\"", GA_PORT, strerror(-r));
+                close(fd);
+                return r;
+        }
+        ha_log_info("guest.listening", "vsock_port=%u", GA_PORT);
+        return fd;
+}
+
+/* Over the session limit: say so (best effort, the frame is tiny) and
+ * close. */
+static void refuse(int fd)
+{
+        Hostagent__Guest__V1__GuestEvent ev = HOSTAGENT__GUEST__V1__GUEST_EVENT__INIT;
+        Hostagent__Guest__V1__Error er = HOSTAGENT__GUEST__V1__ERROR__INIT;
+        uint8_t *frame;
+        size_t len;
+
+        er.code = HOSTAGENT__GUEST__V1__ERROR_CODE__ERROR_CODE_RESOURCE_EXHAUSTED;
+        er.message = "too many commands running in this sandbox";
+        ev.kind_case = HOSTAGENT__GUEST__V1__GUEST_EVENT__KIND_ERROR;
+        ev.error = &er;
+        if (exec_frame_pack(&ev.base, EXEC_FRAME_MAX, &frame, &len) == 0) {
+                ssize_t n = send(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                (void)n;
+                free(frame);
+        }
+        close(fd);
+}
+
+static void on_accept(struct ga_agent *a)
+{
+        for (;;) {
+                int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+                if (fd < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN && errno != ECONNABORTED)
+                                ha_log_warn("guest.accept_failed", "errno=%d", errno);
+                        if (errno == ECONNABORTED)
+                                continue;
+                        return;
+                }
+                if (a->stopping || a->n_sessions >= GA_MAX_SESSIONS) {
+                        ha_log_warn("guest.session_refused", "sessions=%u", a->n_sessions);
+                        refuse(fd);
+                        continue;
+                }
+                if (ga_session_new(a, fd) < 0)
+                        ha_log_error("guest.session_failed", "error=\"out of memory\"");
+        }
+}
+
+static void reap(struct ga_agent *a)
+{
+        for (;;) {
+                int status;
+                pid_t pid = waitpid(-1, &status, WNOHANG);
+                struct ga_session *s;
+
+                if (pid <= 0)
+                        return;         /* 0: none left exited; -1: ECHILD */
+                s = ga_session_find_pid(a, pid);
+                if (s)
+                        ga_session_reaped(s, status);
+        }
+}
+
+static void on_signal(struct ga_agent *a)
+{
+        struct signalfd_siginfo si;
+
+        while (read(a->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+                if (si.ssi_signo == SIGCHLD)
+                        continue;
+                if (!a->pid1) {
+                        ha_log_info("guest.stopping", "signal=%u", si.ssi_signo);
+                        a->stopping = true;
+                }
+        }
+        reap(a);
+}
+
+static int setup_signals(struct ga_agent *a)
+{
+        sigset_t set;
+
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&set);
+        sigaddset(&set, SIGCHLD);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+                return -errno;
+        a->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        return a->sig_fd < 0 ? -errno : 0;
+}
+
+static void raise_nofile(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
+static int run(struct ga_agent *a)
+{
+        struct epoll_event evs[EPOLL_BATCH];
+
+        while (!a->stopping) {
+                int tmo = ga_session_timeouts(a);
+                int n = epoll_wait(a->epfd, evs, EPOLL_BATCH, tmo);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        ha_log_error("guest.epoll_failed", "errno=%d", errno);
+                        return -errno;
+                }
+                for (int i = 0; i < n; i++) {
+                        struct ga_handle *h = evs[i].data.ptr;
+
+                        if (h->kind == GA_H_LISTEN)
+                                on_accept(a);
+                        else if (h->kind == GA_H_SIGNAL)
+                                on_signal(a);
+                        else
+                                ga_session_event(h, evs[i].events);
+                }
+                ga_session_bury(a);
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        struct ga_agent a = { .epfd = -1, .listen_fd = -1, .sig_fd = -1 };
+        const char *unix_dir = getenv("HA_VSOCK_UNIX_DIR");
+        const char *level = getenv("HA_GUEST_LOG_LEVEL");
+        enum ha_log_level lvl = HA_LOG_INFO;
+        int r;
+
+        if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+                printf("hostagent-guest %s (%s)\n", HA_VERSION, HA_BUILD);
+                return 0;
+        }
+        if (level)
+                ha_log_parse_level(level, &lvl);
+        ha_log_setup(lvl, HA_LOG_TEXT, 2);
+
+        a.pid1 = getpid() == 1;
+        if (a.pid1)
+                ga_init_system(getenv("HA_BOOT_ARGS"));
+        else
+                prctl(PR_SET_CHILD_SUBREAPER, 1);
+        ga_init_stdio();
+        raise_nofile();
+        if (chdir("/") < 0)
+                ha_log_warn("guest.chdir_failed", "errno=%d", errno);
+
+        r = setup_signals(&a);
+        if (r < 0) {
+                ha_log_error("guest.signals_failed", "error=\"%s\"", strerror(-r));
+                return 1;
+        }
+        a.epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (a.epfd < 0) {
+                ha_log_error("guest.epoll_failed", "errno=%d", errno);
+                return 1;
+        }
+        a.listen_fd = unix_dir && *unix_dir ? listen_unix(unix_dir) : listen_vsock();
+        if (a.listen_fd < 0) {
+                if (a.pid1) {
+                        /* PID 1 must not exit (the kernel would panic): keep
+                         * reaping so the console shows the log above. */
+                        for (;;) {
+                                pause();
+                        }
+                }
+                return 1;
+        }
+        a.h_listen = (struct ga_handle){ .kind = GA_H_LISTEN };
+        a.h_sig = (struct ga_handle){ .kind = GA_H_SIGNAL };
+        if (ga_watch(&a, &a.h_listen, a.listen_fd, EPOLLIN) < 0 ||
+            ga_watch(&a, &a.h_sig, a.sig_fd, EPOLLIN) < 0)
+                return 1;
+
+        r = run(&a);
+        ga_session_kill_all(&a);
+        ga_session_bury(&a);
+        reap(&a);
+        close(a.listen_fd);
+        close(a.sig_fd);
+        close(a.epfd);
+        ha_log_info("guest.stopped", "status=%d", r);
+        return r < 0 ? 1 : 0;
+}
