@@ -330,6 +330,7 @@ void rpc_conn_free(struct rpc_conn *c)
                 if (!c->handshaking)
                         SSL_shutdown(c->ssl);
                 SSL_free(c->ssl);
+                ERR_clear_error();
         }
         close(c->fd);
         if (c->prev)
@@ -382,6 +383,10 @@ static ssize_t conn_read(struct rpc_conn *c, uint8_t *buf, size_t len)
                         return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
                 return n;
         }
+        /* OpenSSL's error queue is per thread and shared by every
+         * connection of this loop: clear it so SSL_get_error() judges this
+         * call, not an earlier failure elsewhere. */
+        ERR_clear_error();
         int n = SSL_read(c->ssl, buf, (int)len);
         if (n > 0)
                 return n;
@@ -407,6 +412,7 @@ static ssize_t conn_write(struct rpc_conn *c, const uint8_t *buf, size_t len)
                         return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
                 return n;
         }
+        ERR_clear_error();
         int n = SSL_write(c->ssl, buf, (int)len);
         if (n > 0)
                 return n;
@@ -481,6 +487,7 @@ void rpc_conn_on_io(struct rpc_conn *c, uint32_t events)
                         if (n == -EAGAIN)
                                 break;
                         if (n <= 0) {
+                                ha_log_debug("rpc.conn_eof", "conn=%" PRIu64 " n=%zd", c->id, n);
                                 rpc_conn_free(c);
                                 return;
                         }
@@ -521,6 +528,7 @@ void rpc_conn_flush(struct rpc_conn *c)
                         return;
                 }
                 if (n < 0) {
+                        ha_log_debug("rpc.conn_write_failed", "conn=%" PRIu64 " err=%zd", c->id, n);
                         rpc_conn_free(c);
                         return;
                 }
@@ -534,6 +542,8 @@ void rpc_conn_flush(struct rpc_conn *c)
                 c->want_write_io = false;
                 update_epoll(c);
         }
-        if (c->closing || (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)))
+        if (c->closing || (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))) {
+                ha_log_debug("rpc.conn_done", "conn=%" PRIu64 " closing=%d", c->id, c->closing);
                 rpc_conn_free(c);
+        }
 }
