@@ -409,6 +409,26 @@ static int put_duration(struct enc *e, const ProtobufCMessage *m)
         return r < 0 ? r : putc1(e, '"');
 }
 
+/* protobuf-c's unpack returns NULL for both bad bytes and no memory; this
+ * allocator tells the two apart. */
+struct any_alloc {
+        ProtobufCAllocator base;
+        bool oom;
+};
+
+static void *any_alloc_fn(void *data, size_t n)
+{
+        void *p = malloc(n);
+        if (!p)
+                ((struct any_alloc *)data)->oom = true;
+        return p;
+}
+
+static void any_free_fn(void *data, void *p)
+{
+        free(p);
+}
+
 /* {"@type":"type.googleapis.com/x.Y", ...fields of Y} or, for a type with
  * a special JSON form, {"@type":..., "value": <that form>}. */
 static int put_any(struct enc *e, const ProtobufCMessage *m)
@@ -428,9 +448,11 @@ static int put_any(struct enc *e, const ProtobufCMessage *m)
         const struct rpc_descset_msg *rec = rpc_descset_msg_by_name(e->ds, slash ? slash + 1 : url);
         if (!rec || !rec->cdesc)
                 return -EINVAL;
-        ProtobufCMessage *sub = protobuf_c_message_unpack(rec->cdesc, NULL, val->len, val->data);
+        struct any_alloc al = { { any_alloc_fn, any_free_fn, NULL }, false };
+        al.base.allocator_data = &al;
+        ProtobufCMessage *sub = protobuf_c_message_unpack(rec->cdesc, &al.base, val->len, val->data);
         if (!sub)
-                return -EINVAL;
+                return al.oom ? -ENOMEM : -EINVAL;
         if ((r = put_str(e, "{\"@type\":")) < 0 || (r = put_quoted(e, url, strlen(url))) < 0)
                 goto out_free_sub;
         if (cj_wkt_of(rec->cdesc) != CJ_WKT_NONE) {
@@ -443,7 +465,7 @@ static int put_any(struct enc *e, const ProtobufCMessage *m)
         if (r == 0)
                 r = putc1(e, '}');
 out_free_sub:
-        protobuf_c_message_free_unpacked(sub, NULL);
+        protobuf_c_message_free_unpacked(sub, &al.base);
         return r;
 }
 

@@ -88,6 +88,13 @@ size_t rpc_jlex_utf8_len(const uint8_t *p, size_t n)
         return 0;
 }
 
+/* A scratch-buffer append failed: -ENOMEM passes through (the caller
+ * reports it as such); hitting the limit is the input's fault. */
+static int buf_fail(struct rpc_jlex *lx, int r)
+{
+        return r == -ENOMEM ? r : rpc_jlex_fail(lx, "string too long");
+}
+
 static int hex4(struct rpc_jlex *lx, uint32_t *ret)
 {
         uint32_t v = 0;
@@ -167,13 +174,15 @@ static int unescape(struct rpc_jlex *lx, struct ha_buf *b)
                                 return rpc_jlex_fail(lx, "high surrogate not followed by a low one");
                         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 }
-                return put_utf8(b, cp) < 0 ? rpc_jlex_fail(lx, "string too long") : 0;
+                r = put_utf8(b, cp);
+                return r < 0 ? buf_fail(lx, r) : 0;
         }
         default:
                 lx->p--;
                 return rpc_jlex_fail(lx, "invalid escape in string");
         }
-        return ha_buf_append(b, &o, 1) < 0 ? rpc_jlex_fail(lx, "string too long") : 0;
+        int r = ha_buf_append(b, &o, 1);
+        return r < 0 ? buf_fail(lx, r) : 0;
 }
 
 int rpc_jlex_string(struct rpc_jlex *lx, struct ha_buf *scratch, const char **ret,
@@ -188,8 +197,10 @@ int rpc_jlex_string(struct rpc_jlex *lx, struct ha_buf *scratch, const char **re
                 while (lx->p < lx->end && *lx->p >= 0x20 && *lx->p < 0x80 && *lx->p != '"' &&
                        *lx->p != '\\')
                         lx->p++;
-                if (copying && lx->p > run && ha_buf_append(scratch, run, (size_t)(lx->p - run)) < 0)
-                        return rpc_jlex_fail(lx, "string too long");
+                int r;
+                if (copying && lx->p > run &&
+                    (r = ha_buf_append(scratch, run, (size_t)(lx->p - run))) < 0)
+                        return buf_fail(lx, r);
                 if (lx->p >= lx->end)
                         return rpc_jlex_fail(lx, "unterminated string");
                 uint8_t c = *lx->p;
@@ -209,12 +220,12 @@ int rpc_jlex_string(struct rpc_jlex *lx, struct ha_buf *scratch, const char **re
                 if (c == '\\') {
                         if (!copying) {
                                 ha_buf_reset(scratch);
-                                if (ha_buf_append(scratch, s, (size_t)(lx->p - s)) < 0)
-                                        return rpc_jlex_fail(lx, "string too long");
+                                if ((r = ha_buf_append(scratch, s, (size_t)(lx->p - s))) < 0)
+                                        return buf_fail(lx, r);
                                 copying = true;
                         }
                         lx->p++;
-                        int r = unescape(lx, scratch);
+                        r = unescape(lx, scratch);
                         if (r < 0)
                                 return r;
                         continue;
@@ -222,8 +233,8 @@ int rpc_jlex_string(struct rpc_jlex *lx, struct ha_buf *scratch, const char **re
                 size_t n = rpc_jlex_utf8_len(lx->p, (size_t)(lx->end - lx->p));
                 if (n == 0)
                         return rpc_jlex_fail(lx, "invalid UTF-8 in string");
-                if (copying && ha_buf_append(scratch, lx->p, n) < 0)
-                        return rpc_jlex_fail(lx, "string too long");
+                if (copying && (r = ha_buf_append(scratch, lx->p, n)) < 0)
+                        return buf_fail(lx, r);
                 lx->p += n;
         }
 }

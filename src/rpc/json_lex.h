@@ -6,8 +6,9 @@
  * grammar as it goes. Strings come back unescaped and UTF-8-validated;
  * when a string has no escape its bytes are returned in place (no copy).
  *
- * Every function returning int gives 0 or -EINVAL; on -EINVAL lx->why
- * names the problem (a static string) and lx->err_off its byte offset.
+ * Every function returning int gives 0 or -EINVAL (or -ENOMEM when the
+ * scratch buffer cannot grow); on -EINVAL lx->why names the problem (a
+ * static string) and lx->err_off its byte offset.
  */
 #ifndef RPC_JSON_LEX_H
 #define RPC_JSON_LEX_H

@@ -7,6 +7,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1050,6 +1052,260 @@ Test(json_text, base64_all_lengths)
         cr_assert_eq(rpc_jtext_b64_decode("Z", 1, out, &got), -EINVAL);
         cr_assert_eq(rpc_jtext_b64_decode("Zm9v\n", 5, out, &got), -EINVAL);
 }
+
+/* ---- robustness -------------------------------------------------------- */
+
+/* A rich document touching every decoder path: maps, oneofs, repeated
+ * messages, Any (both @type positions, a WKT inside), bytes, enums. */
+static const char rich_status[] =
+        "{\"code\":3,\"message\":\"bad \\u00e9 \\ud83d\\ude00\",\"details\":["
+        "{\"@type\":\"type.googleapis.com/hostagent.v1.ListSandboxesResponse\",\"sandboxes\":["
+        "{\"sandboxId\":\"a\",\"state\":\"SANDBOX_STATE_PAUSED\",\"metadata\":{\"k\":\"v\",\"k2\":\"\\n\"},"
+        "\"createdAt\":\"2026-11-28T06:00:00.5+01:00\",\"egress\":{\"mode\":2,\"allowCidrs\":[\"1.1.1.1/32\",\"\"]}},"
+        "{\"sandbox_id\":\"b\",\"env\":{\"A\":\"1\"}}]},"
+        "{\"value\":\"-1.5s\",\"@type\":\"type.googleapis.com/google.protobuf.Duration\"},"
+        "{\"@type\":\"type.googleapis.com/hostagent.v1.ExecEvent\",\"exited\":{\"duration\":\"3s\",\"exitCode\":1}},"
+        "{\"@type\":\"type.googleapis.com/hostagent.v1.ExecRequest\",\"command\":[\"a\",\"b\\\\c\"],"
+        "\"stdin\":\"AAEC_-8\",\"env\":{\"X\":\"Y\"}},"
+        "{\"@type\":\"type.googleapis.com/grpc.health.v1.HealthListResponse\","
+        "\"statuses\":{\"svc\":{\"status\":\"SERVING\"},\"\":{}}},"
+        "{\"@type\":\"type.googleapis.com/hostagent.v1.HostInfo\",\"capacity\":{\"memoryMib\":\"12\"}}]}";
+
+/* Decodes |json|, then checks encode(decode) is a fixed point. Returns the
+ * decode result. */
+static int stable_or_rejected(const char *json, size_t len, bool ignore)
+{
+        struct rpc_json_opts o = { .ignore_unknown = ignore };
+        ProtobufCMessage *m = NULL, *m2 = NULL;
+        struct ha_err err;
+        int r = rpc_json_decode(&google__rpc__status__descriptor, ds, (const uint8_t *)json, len, &o, &m, &err);
+        if (r < 0)
+                return r;
+        struct ha_buf a, b;
+        ha_buf_init(&a, 1 << 20);
+        ha_buf_init(&b, 1 << 20);
+        cr_assert_eq(rpc_json_encode(m, ds, &a), 0);
+        cr_assert_eq(rpc_json_decode(&google__rpc__status__descriptor, ds, a.data, a.len, NULL, &m2, &err), 0,
+                     "re-decode of our own output: %s\n%.*s", err.msg, (int)a.len, (char *)a.data);
+        cr_assert_eq(rpc_json_encode(m2, ds, &b), 0);
+        cr_assert(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "encode not stable");
+        assert_same_binary(m, m2);
+        protobuf_c_message_free_unpacked(m, NULL);
+        protobuf_c_message_free_unpacked(m2, NULL);
+        ha_buf_done(&a);
+        ha_buf_done(&b);
+        return 0;
+}
+
+Test(codec_json, rich_document_is_stable)
+{
+        cr_assert_eq(stable_or_rejected(rich_status, strlen(rich_status), false), 0);
+}
+
+/* Random mutations of valid documents: every result is a clean -EINVAL or
+ * a message whose encoding is stable. Under ASan this is the memory-safety
+ * net for hostile input. */
+Test(codec_json, mutated_inputs_never_crash)
+{
+        static const char *const seeds[] = { rich_status, sandbox_json };
+        static const char tokens[] = "{}[]\",:\\0123456789-.eEtrufalsn@ \x80\xff";
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        char *buf = malloc(8192);
+        int accepted = 0;
+        for (int it = 0; it < 20000; it++) {
+                const char *seed = seeds[it % 2];
+                size_t n = strlen(seed);
+                memcpy(buf, seed, n);
+                int edits = 1 + (int)(it % 4);
+                for (int e = 0; e < edits; e++) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        size_t pos = (size_t)(x >> 16) % (n ? n : 1);
+                        char t = tokens[(x >> 40) % (sizeof tokens - 1)];
+                        switch ((x >> 8) % 3) {
+                        case 0:                         /* replace */
+                                buf[pos] = t;
+                                break;
+                        case 1:                         /* insert */
+                                if (n < 8000) {
+                                        memmove(buf + pos + 1, buf + pos, n - pos);
+                                        buf[pos] = t;
+                                        n++;
+                                }
+                                break;
+                        default:                        /* delete */
+                                if (n > 1) {
+                                        memmove(buf + pos, buf + pos + 1, n - pos - 1);
+                                        n--;
+                                }
+                        }
+                }
+                int r = stable_or_rejected(buf, n, it % 3 == 0);
+                cr_assert(r == 0 || r == -EINVAL, "iteration %d: %d", it, r);
+                accepted += r == 0;
+        }
+        free(buf);
+        cr_log_info("mutations accepted: %d of 20000", accepted);
+}
+
+struct thr_arg {
+        int iters;
+        int failures;
+};
+
+static void *thr_main(void *p)
+{
+        struct thr_arg *a = p;
+        for (int i = 0; i < a->iters; i++) {
+                ProtobufCMessage *m = NULL;
+                struct ha_buf b;
+                ha_buf_init(&b, 1 << 16);
+                if (rpc_json_decode(&google__rpc__status__descriptor, ds, (const uint8_t *)rich_status,
+                                    strlen(rich_status), NULL, &m, NULL) < 0 ||
+                    rpc_json_encode(m, ds, &b) < 0)
+                        a->failures++;
+                protobuf_c_message_free_unpacked(m, NULL);
+                ha_buf_done(&b);
+        }
+        return NULL;
+}
+
+/* One descriptor index shared by concurrent codecs (run under TSan too). */
+Test(codec_json, concurrent_use_of_one_descset)
+{
+        pthread_t t[4];
+        struct thr_arg a[4];
+        for (int i = 0; i < 4; i++) {
+                a[i] = (struct thr_arg){ 300, 0 };
+                cr_assert_eq(pthread_create(&t[i], NULL, thr_main, &a[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                pthread_join(t[i], NULL);
+                cr_assert_eq(a[i].failures, 0);
+        }
+}
+
+/* Failure injection (nghttp2's failmalloc idea): rerun a scenario failing
+ * the N-th allocation for every N, and check it reports -ENOMEM and leaks
+ * nothing. malloc is replaced in this executable, which sanitizers also
+ * do, so this runs in the plain build only. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+
+static bool fi_track, fi_failed;
+static long fi_countdown = -1, fi_live;
+
+static bool fi_should_fail(void)
+{
+        if (!fi_track || fi_countdown < 0)
+                return false;
+        if (fi_countdown-- == 0) {
+                fi_failed = true;
+                return true;
+        }
+        return false;
+}
+
+void *malloc(size_t n)
+{
+        if (fi_should_fail())
+                return NULL;
+        void *p = __libc_malloc(n);
+        if (p && fi_track)
+                fi_live++;
+        return p;
+}
+
+void *calloc(size_t n, size_t m)
+{
+        if (fi_should_fail())
+                return NULL;
+        void *p = __libc_calloc(n, m);
+        if (p && fi_track)
+                fi_live++;
+        return p;
+}
+
+void *realloc(void *old, size_t n)
+{
+        if (fi_should_fail())
+                return NULL;
+        void *p = __libc_realloc(old, n);
+        if (p && !old && fi_track)
+                fi_live++;
+        return p;
+}
+
+void *reallocarray(void *old, size_t n, size_t m)
+{
+        size_t t;
+        if (__builtin_mul_overflow(n, m, &t)) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        return realloc(old, t);
+}
+
+void free(void *p)
+{
+        if (p && fi_track)
+                fi_live--;
+        __libc_free(p);
+}
+
+static int scenario_decode_encode(void)
+{
+        ProtobufCMessage *m = NULL;
+        struct ha_buf b;
+        struct ha_err err;
+        int r = rpc_json_decode(&google__rpc__status__descriptor, ds, (const uint8_t *)rich_status,
+                                strlen(rich_status), NULL, &m, &err);
+        if (r < 0)
+                return r;
+        ha_buf_init(&b, 1 << 20);
+        r = rpc_json_encode(m, ds, &b);
+        ha_buf_done(&b);
+        protobuf_c_message_free_unpacked(m, NULL);
+        return r;
+}
+
+static int scenario_descset(void)
+{
+        rpc_descset *d = NULL;
+        struct ha_err err;
+        int r = rpc_descset_new_embedded(&d, &err);
+        rpc_descset_free(d);
+        return r;
+}
+
+static void fail_each_allocation(int (*scenario)(void), const char *name)
+{
+        long n;
+        for (n = 0;; n++) {
+                fi_live = 0;
+                fi_failed = false;
+                fi_countdown = n;
+                fi_track = true;
+                int r = scenario();
+                fi_track = false;
+                cr_assert_eq(fi_live, 0, "%s: allocation %ld failed: %ld blocks leaked", name, n, fi_live);
+                if (!fi_failed) {
+                        cr_assert_eq(r, 0, "%s: %d with no failure", name, r);
+                        break;
+                }
+                cr_assert_eq(r, -ENOMEM, "%s: allocation %ld failed but got %d", name, n, r);
+        }
+        cr_log_info("%s: %ld allocations, each failed once", name, n);
+}
+
+Test(codec_json, every_allocation_failure_is_enomem_without_leaks)
+{
+        fail_each_allocation(scenario_decode_encode, "decode+encode");
+        fail_each_allocation(scenario_descset, "descset");
+}
+#endif
 
 /* ---- micro-benchmark --------------------------------------------------- */
 
