@@ -630,7 +630,8 @@ void rpc_call_on_ready(struct rpc_call *c)
         }
         if (!c->response_started) {
                 pthread_mutex_lock(&c->lock);
-                bool go = c->out_head || c->finished;
+                /* Connect unary puts the status in the head: wait for it. */
+                bool go = c->finished || (c->out_head && !c->connect_unary);
                 pthread_mutex_unlock(&c->lock);
                 if (go)
                         start_response(c);

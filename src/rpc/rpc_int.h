@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/workq.h"
+#include "rpc/descset.h"
 #include "rpc/envelope.h"
 #include "rpc/server.h"
 
@@ -86,6 +87,7 @@ struct rpc_call {
         bool web_text;                      /* gRPC-Web base64 body */
         bool connect_unary;                 /* Connect unary (bare body) */
         bool connect_get;                   /* Connect GET (message in query) */
+        int status_http_override;           /* Connect: 405/415 instead of the code's status */
         char *peer_identity;
         char peer_addr[64];
 
@@ -260,6 +262,9 @@ int rpc_codec_decode(enum rpc_codec_id id, const ProtobufCMessageDescriptor *d, 
                      size_t n, ProtobufCMessage **ret, char *why, size_t why_len);
 /* Returns 0 with malloc'd bytes, or -ENOMEM / -EINVAL. */
 int rpc_codec_encode(enum rpc_codec_id id, const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len);
+/* The descriptor index of the embedded descriptor set (built on first
+ * use, then immutable); NULL only if the embedded set is broken. */
+const rpc_descset *rpc_descriptors(void);
 /* gRPC status code for an undecodable request in this codec. */
 enum rpc_code rpc_codec_decode_error_code(enum rpc_codec_id id);
 

@@ -28,6 +28,7 @@ struct rpc_server_config {
         unsigned max_workers;      /* pool may grow to this; 0: 256 */
         struct rpc_limits limits;
         const char *cors_origins;  /* gRPC-Web/Connect CORS: "*", or comma list; NULL: off */
+        bool connect_require_version; /* reject Connect POSTs without connect-protocol-version */
         rpc_authorize_fn authorize;
         void *authorize_ctx;
 };

@@ -270,6 +270,14 @@ int ha_config_parse(struct ha_config *cfg, int argc, char **argv, struct ha_err 
                 if (r < 0)
                         return r;
         }
+        /* "none" (or empty) turns a listener off. */
+        char **listeners[] = { &cfg->listen, &cfg->h2c_listen };
+        for (size_t i = 0; i < 2; i++) {
+                if (*listeners[i] && (!**listeners[i] || strcmp(*listeners[i], "none") == 0)) {
+                        free(*listeners[i]);
+                        *listeners[i] = NULL;
+                }
+        }
         return 0;
 }
 
