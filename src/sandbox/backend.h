@@ -116,8 +116,11 @@ struct sbx_backend {
         int (*vmm_restore)(void *ctx, const char *id, const struct sbx_net_lease *net,
                            const char *rootfs_path, struct sbx_vmm *vmm, struct ha_err *err);
         /* Kills the process if it still runs (pid + start time), removes its
-         * sockets, work dir and snapshot, frees the handle. */
-        int (*vmm_stop)(void *ctx, struct sbx_vmm *vmm, struct ha_err *err);
+         * sockets, work dir and snapshot, frees the handle. |vmm->handle| is
+         * NULL for a VMM recovery found dead (or could not adopt): clean up
+         * by |id| and the persisted fields. Must succeed when there is
+         * nothing left to remove. */
+        int (*vmm_stop)(void *ctx, const char *id, struct sbx_vmm *vmm, struct ha_err *err);
         /* Frees the handle only; the process keeps running (agent shutdown). */
         void (*vmm_forget)(void *ctx, struct sbx_vmm *vmm);
 

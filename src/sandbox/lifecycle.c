@@ -170,7 +170,7 @@ int sbx_release_resources(sbx_mgr *m, struct sbx_resources *res, struct ha_err *
         struct ha_err e = { { 0 } };
         int r;
         if (res->has_vmm) {
-                if ((r = be->vmm_stop(be->ctx, &res->vmm, &e)) < 0)
+                if ((r = be->vmm_stop(be->ctx, res->id, &res->vmm, &e)) < 0)
                         goto out_failed;
                 res->has_vmm = false;
                 memset(&res->vmm, 0, sizeof res->vmm);

@@ -69,28 +69,21 @@ static bool adopt(sbx_mgr *m, struct sbx_resources *res, bool snapshotted)
         return true;
 }
 
-/* Finishes a create or destroy that a crash interrupted. Returns true when
- * everything was released (the record can go). */
-static bool finish_interrupted(sbx_mgr *m, struct sbx_resources *res, char *failure, size_t size)
+/* Releases everything a record holds whose VMM is not adopted: a live VMM
+ * (interrupted create/destroy) is adopted first so vmm_stop can stop it
+ * properly; a dead one is cleaned by id with a NULL handle. Returns 0 or the
+ * first release failure, with words appended to |failure|. */
+static int release_unadopted(sbx_mgr *m, struct sbx_resources *res, char *failure, size_t size)
 {
-        const struct sbx_backend *be = m->be;
         struct ha_err e = { { 0 } };
-        if (res->has_vmm) {
-                /* A live VMM is stopped properly; a dead one's files are
-                 * orphans now and go with cleanup_orphans. */
-                if (!adopt(m, res, false) || be->vmm_stop(be->ctx, &res->vmm, &e) < 0) {
-                        if (res->vmm.handle)
-                                be->vmm_forget(be->ctx, &res->vmm);
-                }
-                res->has_vmm = false;
-                memset(&res->vmm, 0, sizeof res->vmm);
-        }
+        if (res->has_vmm && !adopt(m, res, false))
+                res->vmm.handle = NULL;
         int r = sbx_release_resources(m, res, &e);
         if (r < 0) {
-                snprintf(failure, size, "interrupted by an agent restart; cleanup failed: %.180s", e.msg);
-                return false;
+                size_t n = strnlen(failure, size);
+                snprintf(failure + n, size - n, "%scleanup failed: %.150s", n ? "; " : "", e.msg);
         }
-        return true;
+        return r;
 }
 
 static int recover_row(void *ctx, struct sbx_row *row)
@@ -114,7 +107,10 @@ static int recover_row(void *ctx, struct sbx_row *row)
         switch (s->state) {
         case SBX_STATE_CREATING:
         case SBX_STATE_STOPPING:
-                if (finish_interrupted(m, &res, s->failure, sizeof s->failure)) {
+                /* The create never answered, or the destroy was asked for:
+                 * finish either way and forget the record. */
+                s->failure[0] = '\0';
+                if (release_unadopted(m, &res, s->failure, sizeof s->failure) == 0) {
                         if (sbx_store_delete(m->store, s->id, &e) < 0)
                                 ha_log_error("sbx.store.delete_failed", "sbx=%s error=\"%s\"", s->id, e.msg);
                         ha_log_info("sbx.recover.finished", "sbx=%s was=%s", s->id,
@@ -136,12 +132,8 @@ static int recover_row(void *ctx, struct sbx_row *row)
                 }
                 snprintf(s->failure, sizeof s->failure,
                          "vmm pid %d no longer running after agent restart", res.vmm.pid);
-                res.has_vmm = false;   /* gone; its files are orphans */
-                memset(&res.vmm, 0, sizeof res.vmm);
-                if (sbx_release_resources(m, &res, &e) < 0) {
-                        size_t n = strlen(s->failure);
-                        snprintf(s->failure + n, sizeof s->failure - n, "; cleanup failed: %.120s", e.msg);
-                }
+                res.vmm.handle = NULL;
+                (void)release_unadopted(m, &res, s->failure, sizeof s->failure);
                 s->state = SBX_STATE_FAILED;
                 s->snapshotted = false;
                 emit_failed = true;

@@ -358,21 +358,24 @@ static int vmm_restore(void *ctx, const char *id, const struct sbx_net_lease *ne
         return r;
 }
 
-static int vmm_stop(void *ctx, struct sbx_vmm *vmm, struct ha_err *err)
+static int vmm_stop(void *ctx, const char *id, struct sbx_vmm *vmm, struct ha_err *err)
 {
         struct fake *f = ctx;
         pthread_mutex_lock(&f->lock);
         int r = enter(f, FAKE_VMM_STOP, err);
         if (r == 0) {
-                struct fake_ent *e = ent_of(f, vmm);
-                if (e) {
+                /* No handle: a VMM recovery could not adopt; clean by id. */
+                struct fake_ent *e = vmm->handle ? ent_of(f, vmm) : find(f, id, false);
+                if (e && vmm->handle && strcmp(e->id, id) != 0)
+                        f->violations++;
+                if (e && e->vmm) {
                         e->vmm = e->alive = e->configured = e->booted = e->paused = e->snap = false;
                         e->pid = 0;
                         f->vmm_stopped++;
                         f->live_vmm--;
-                        vmm->handle = NULL;
                         maybe_release(e);
                 }
+                vmm->handle = NULL;
         }
         pthread_mutex_unlock(&f->lock);
         return r;

@@ -72,7 +72,7 @@ static inline void fix_init(struct fix *x, bool shared_fake)
         fake_backend(x->f, &x->be);
         sbx_config_init(&x->cfg);
         x->cfg.state_dir = x->dir;
-        x->cfg.host_vcpus = 64;
+        x->cfg.host_vcpus = 1024;
         x->cfg.host_memory_mib = 1u << 20;
         x->cfg.max_sandboxes = 2048;
         x->cfg.clock = fake_clock;
