@@ -9,10 +9,12 @@
  *   PUT /boot-source: kernel_image_path must be readable and NOT writable
  *     (read-only bind mount), else 400 with a fault_message;
  *   PUT /drives/...:  path_on_host must be writable, else 400.
- * At start it appends "NETNS <inode>" and "SID <sid> PGID <pgid>" lines.
+ * At start it appends "NETNS <inode>", "SID <sid> PGID <pgid>", "FDS <open fds>",
+ * "ENV <PATH>" and "HOME set|unset" lines.
  *
  *   fakefc [--mode ok|fault|die-at-boot|hang|exit-on-start] --api-sock P --id I
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -220,6 +222,22 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fakefc: Failed to bind the API socket: Address in use\n");
                 return 1;
         }
+        /* Before opening anything: which fds did the launcher let through? */
+        char fds[256] = "";
+        DIR *d = opendir("/proc/self/fd");
+        if (d) {
+                struct dirent *e;
+                while ((e = readdir(d))) {
+                        if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+                                continue;
+                        size_t l = strlen(fds), n = strlen(e->d_name);
+                        if (l + 1 + n < sizeof fds) {
+                                fds[l] = ' ';
+                                memcpy(fds + l + 1, e->d_name, n + 1);
+                        }
+                }
+                closedir(d);
+        }
         char recpath[512];
         snprintf(recpath, sizeof recpath, "%s", sock);
         char *slash = strrchr(recpath, '/');
@@ -232,6 +250,9 @@ int main(int argc, char **argv)
         if (stat("/proc/self/ns/net", &st) == 0)
                 fprintf(rec, "NETNS %lu\n", (unsigned long)st.st_ino);
         fprintf(rec, "SID %ld PGID %ld\n", (long)getsid(0), (long)getpgid(0));
+        fprintf(rec, "FDS%s\n", fds);
+        fprintf(rec, "ENV %s\n", getenv("PATH") ? getenv("PATH") : "");
+        fprintf(rec, "HOME %s\n", getenv("HOME") ? "set" : "unset");
         fflush(rec);
 
         int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
