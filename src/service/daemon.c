@@ -18,6 +18,7 @@
 #include "service/authz.h"
 #include "service/health.h"
 #include "service/hostagent_svc.h"
+#include "service/reflection.h"
 
 const char *ha_daemon_runtime(struct ha_daemon *d)
 {
@@ -131,7 +132,7 @@ int ha_daemon_main(int argc, char **argv, ha_register_fn extra)
         d.health = svc_health_new();
         d.api = svc_hostagent_new(&d);
         if (!d.health || !d.api || svc_health_register(d.health, d.srv) < 0 ||
-            svc_hostagent_register(d.api, d.srv) < 0 || (extra && extra(&d, d.srv) < 0) ||
+            svc_hostagent_register(d.api, d.srv) < 0 || svc_reflection_register(d.srv) < 0 || (extra && extra(&d, d.srv) < 0) ||
             rpc_server_watch_fd(d.srv, d.sigfd, on_signal, &d) < 0) {
                 fprintf(stderr, "hostagent: cannot register services\n");
                 goto out_srv;
