@@ -654,21 +654,29 @@ static bool camel_eq(const char *pn, const char *k, size_t n)
         return j == n;
 }
 
-/* Index of the field named |k| (json_name or proto name), or -1. */
-static int find_field(const struct rpc_descset_msg *rec, const ProtobufCMessageDescriptor *md,
-                      const char *k, size_t n)
+static bool name_eq(const char *name, const char *k, size_t n)
 {
-        for (unsigned i = 0; i < md->n_fields; i++) {
-                const char *pn = md->fields[i].name;
-                if (strncmp(pn, k, n) == 0 && pn[n] == '\0')
-                        return (int)i;
+        return name[0] == k[0] && strncmp(name, k, n) == 0 && name[n] == '\0';
+}
+
+/* Index of the field named |k| (json_name or proto name), or -1. The scan
+ * starts at |hint| (the field after the previous key): encoders write
+ * fields in number order, so this is usually the first comparison. */
+static int find_field(const struct rpc_descset_msg *rec, const ProtobufCMessageDescriptor *md,
+                      const char *k, size_t n, unsigned hint)
+{
+        if (n == 0)
+                return -1;
+        for (unsigned j = 0; j < md->n_fields; j++) {
+                unsigned i = hint + j < md->n_fields ? hint + j : hint + j - md->n_fields;
                 if (rec && rec->json_names) {
-                        const char *jn = rec->json_names[i];
-                        if (strncmp(jn, k, n) == 0 && jn[n] == '\0')
+                        if (name_eq(rec->json_names[i], k, n))
                                 return (int)i;
-                } else if (camel_eq(pn, k, n)) {
+                } else if (camel_eq(md->fields[i].name, k, n)) {
                         return (int)i;
                 }
+                if (name_eq(md->fields[i].name, k, n))
+                        return (int)i;
         }
         return -1;
 }
@@ -710,6 +718,7 @@ static int dec_object(struct dec *d, ProtobufCMessage *m, bool any_type)
         const ProtobufCMessageDescriptor *md = m->descriptor;
         const struct rpc_descset_msg *rec = rpc_descset_msg_by_c(d->ds, md);
         uint64_t seen_small[4] = { 0 }, *seen = seen_small;
+        unsigned hint = 0;
         int r, c = rpc_jlex_peek(&d->lx);
 
         if (c != '{') {
@@ -731,7 +740,9 @@ static int dec_object(struct dec *d, ProtobufCMessage *m, bool any_type)
                         r = lex_fail(d, r);
                         goto out_free_seen;
                 }
-                int i = find_field(rec, md, k, kn);
+                int i = find_field(rec, md, k, kn, hint);
+                if (i >= 0)
+                        hint = (unsigned)i + 1 < md->n_fields ? (unsigned)i + 1 : 0;
                 if (i < 0 && any_type && kn == 5 && memcmp(k, "@type", 5) == 0)
                         i = -2;
                 if (i == -1 && !d->ignore_unknown) {

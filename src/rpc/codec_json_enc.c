@@ -11,7 +11,6 @@
 #include "rpc/codec_json.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,18 +100,39 @@ static int put_quoted(struct enc *e, const char *str, size_t n)
         return putc1(e, '"');
 }
 
+/* Decimal digits of |v| written backwards ending at |end|; returns the
+ * first digit. snprintf showed up first in profiles. */
+static char *u64_digits(uint64_t v, char *end)
+{
+        do {
+                *--end = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        return end;
+}
+
 static int put_fmt_u64(struct enc *e, uint64_t v, bool quoted)
 {
-        char b[24];
-        int n = snprintf(b, sizeof b, quoted ? "\"%" PRIu64 "\"" : "%" PRIu64, v);
-        return put(e, b, (size_t)n);
+        char b[24], *end = b + sizeof b, *p;
+        if (quoted)
+                *--end = '"';
+        p = u64_digits(v, end);
+        if (quoted)
+                *--p = '"';
+        return put(e, p, (size_t)(b + sizeof b - p));
 }
 
 static int put_fmt_i64(struct enc *e, int64_t v, bool quoted)
 {
-        char b[24];
-        int n = snprintf(b, sizeof b, quoted ? "\"%" PRId64 "\"" : "%" PRId64, v);
-        return put(e, b, (size_t)n);
+        char b[24], *end = b + sizeof b, *p;
+        if (quoted)
+                *--end = '"';
+        p = u64_digits(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, end);
+        if (v < 0)
+                *--p = '-';
+        if (quoted)
+                *--p = '"';
+        return put(e, p, (size_t)(b + sizeof b - p));
 }
 
 static int put_double(struct enc *e, double d, bool single)
@@ -199,8 +219,6 @@ static int put_value(struct enc *e, const ProtobufCFieldDescriptor *f, const voi
 /* A map key: JSON object keys are strings whatever the key type. */
 static int put_map_key(struct enc *e, const ProtobufCFieldDescriptor *f, const void *p)
 {
-        char b[24];
-        int n;
         switch (f->type) {
         case PROTOBUF_C_TYPE_STRING: {
                 const char *s = *(char *const *)p;
@@ -211,12 +229,10 @@ static int put_map_key(struct enc *e, const ProtobufCFieldDescriptor *f, const v
         case PROTOBUF_C_TYPE_INT32:
         case PROTOBUF_C_TYPE_SINT32:
         case PROTOBUF_C_TYPE_SFIXED32:
-                n = snprintf(b, sizeof b, "\"%" PRId32 "\"", *(const int32_t *)p);
-                break;
+                return put_fmt_i64(e, *(const int32_t *)p, true);
         case PROTOBUF_C_TYPE_UINT32:
         case PROTOBUF_C_TYPE_FIXED32:
-                n = snprintf(b, sizeof b, "\"%" PRIu32 "\"", *(const uint32_t *)p);
-                break;
+                return put_fmt_u64(e, *(const uint32_t *)p, true);
         case PROTOBUF_C_TYPE_INT64:
         case PROTOBUF_C_TYPE_SINT64:
         case PROTOBUF_C_TYPE_SFIXED64:
@@ -227,7 +243,6 @@ static int put_map_key(struct enc *e, const ProtobufCFieldDescriptor *f, const v
         default:
                 return -EINVAL;         /* protobuf allows no other key type */
         }
-        return put(e, b, (size_t)n);
 }
 
 static int put_map(struct enc *e, const ProtobufCFieldDescriptor *f, size_t n,

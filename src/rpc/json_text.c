@@ -210,16 +210,31 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
         *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+/* Writes |v| as exactly |w| digits (zero-padded). */
+static void put_digits(char *out, unsigned v, unsigned w)
+{
+        for (unsigned i = w; i-- > 0;) {
+                out[i] = (char)('0' + v % 10);
+                v /= 10;
+        }
+}
+
 /* Fraction digits for |nanos|: none, 3, 6 or 9 (what protobuf emits). */
 static int format_frac(int32_t nanos, char *out)
 {
         if (nanos == 0)
                 return 0;
-        if (nanos % 1000000 == 0)
-                return sprintf(out, ".%03d", nanos / 1000000);
-        if (nanos % 1000 == 0)
-                return sprintf(out, ".%06d", nanos / 1000);
-        return sprintf(out, ".%09d", nanos);
+        out[0] = '.';
+        if (nanos % 1000000 == 0) {
+                put_digits(out + 1, (unsigned)nanos / 1000000, 3);
+                return 4;
+        }
+        if (nanos % 1000 == 0) {
+                put_digits(out + 1, (unsigned)nanos / 1000, 6);
+                return 7;
+        }
+        put_digits(out + 1, (unsigned)nanos, 9);
+        return 10;
 }
 
 int rpc_jtext_format_timestamp(int64_t seconds, int32_t nanos, char out[RPC_JTEXT_TS_MAX])
@@ -235,8 +250,19 @@ int rpc_jtext_format_timestamp(int64_t seconds, int32_t nanos, char out[RPC_JTEX
         int64_t y;
         unsigned mo, d;
         civil_from_days(days, &y, &mo, &d);
-        int n = snprintf(out, RPC_JTEXT_TS_MAX, "%04d-%02u-%02uT%02d:%02d:%02d", (int)y, mo, d,
-                         (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+        /* Hand-formatted: this runs for every Timestamp of every response. */
+        put_digits(out, (unsigned)y, 4);
+        out[4] = '-';
+        put_digits(out + 5, mo, 2);
+        out[7] = '-';
+        put_digits(out + 8, d, 2);
+        out[10] = 'T';
+        put_digits(out + 11, (unsigned)(rem / 3600), 2);
+        out[13] = ':';
+        put_digits(out + 14, (unsigned)(rem / 60 % 60), 2);
+        out[16] = ':';
+        put_digits(out + 17, (unsigned)(rem % 60), 2);
+        int n = 19;
         n += format_frac(nanos, out + n);
         out[n++] = 'Z';
         out[n] = '\0';
