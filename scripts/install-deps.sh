@@ -10,7 +10,7 @@ pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev git
   libnghttp2-dev libssl-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libsqlite3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libnftables-dev libcap-dev
-  libcriterion-dev
+  libcriterion-dev libcjson-dev
   # run: namespaces, NAT, images
   iproute2 nftables conntrack e2fsprogs busybox-static util-linux kmod
   # test clients and tools

@@ -1,0 +1,368 @@
+/*
+ * vsock.c - see vsock.h. Each connection is reference-counted: the
+ * acceptor's registry lists it, and each direction thread holds a
+ * reference; the last one closes both sockets. Tearing down (reset, stop)
+ * is shutdown(SHUT_RDWR) on both sockets of every connection, which wakes
+ * any thread blocked in read or write; the threads then finish on their
+ * own and the registry empties.
+ */
+#include "vsock.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+/* Per-direction copy buffer. */
+#define VSOCK_BUF 65536
+/* Forwarding threads need little stack: one buffer lives on the heap. */
+#define VSOCK_THREAD_STACK (128 * 1024)
+/* The request line is short; anything longer is not a request. */
+#define VSOCK_REQ_MAX 64
+
+struct conn {
+        struct conn *next, *prev;       /* guarded_by: v->lock */
+        struct fcsim_vsock *v;          /* immutable */
+        int host_fd;                    /* immutable */
+        int guest_fd;                   /* guarded_by: v->lock; -1 until connected */
+        int refs;                       /* guarded_by: v->lock */
+};
+
+struct fcsim_vsock {
+        int listen_fd;
+        int evfd;
+        char guest_dir[256];            /* immutable after start */
+        pthread_t acceptor;
+        bool started;                   /* main thread only */
+        pthread_mutex_t lock;
+        pthread_cond_t idle;
+        struct conn *conns;             /* guarded_by: lock */
+        unsigned n_conns;               /* guarded_by: lock */
+        bool stopping;                  /* guarded_by: lock */
+        uint32_t next_host_port;        /* guarded_by: lock */
+};
+
+int fcsim_vsock_parse_connect(const char *buf, size_t len, unsigned *ret_port)
+{
+        static const char kw[] = "CONNECT ";
+        if (len < sizeof kw || strncasecmp(buf, kw, sizeof kw - 1) != 0)
+                return -EINVAL;
+        size_t i = sizeof kw - 1;
+        uint64_t port = 0;
+        size_t digits = 0;
+        while (i < len && isdigit((unsigned char)buf[i])) {
+                port = port * 10 + (uint64_t)(buf[i] - '0');
+                if (port > UINT32_MAX)
+                        return -EINVAL;
+                i++;
+                digits++;
+        }
+        if (digits == 0 || i >= len || buf[i] != '\n')
+                return -EINVAL;
+        *ret_port = (unsigned)port;
+        return (int)(i + 1);
+}
+
+static void conn_unref(struct conn *c)
+{
+        struct fcsim_vsock *v = c->v;
+        pthread_mutex_lock(&v->lock);
+        if (--c->refs > 0) {
+                pthread_mutex_unlock(&v->lock);
+                return;
+        }
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                v->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        v->n_conns--;
+        pthread_cond_broadcast(&v->idle);
+        pthread_mutex_unlock(&v->lock);
+        close(c->host_fd);
+        if (c->guest_fd >= 0)
+                close(c->guest_fd);
+        free(c);
+}
+
+static void conn_kill_locked(struct conn *c)
+{
+        shutdown(c->host_fd, SHUT_RDWR);
+        if (c->guest_fd >= 0)
+                shutdown(c->guest_fd, SHUT_RDWR);
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+        while (n > 0) {
+                ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return false;
+                p += w;
+                n -= (size_t)w;
+        }
+        return true;
+}
+
+/* Copies |from| to |to| until EOF, then half-closes |to|. On an error the
+ * whole connection is torn down so the other direction ends too. */
+static void copy_stream(struct conn *c, int from, int to)
+{
+        char *buf = malloc(VSOCK_BUF);
+        bool ok = buf != NULL;
+        while (ok) {
+                ssize_t n = read(from, buf, VSOCK_BUF);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n == 0) {
+                        shutdown(to, SHUT_WR);
+                        break;
+                }
+                ok = n > 0 && write_all(to, buf, (size_t)n);
+        }
+        if (!ok) {
+                pthread_mutex_lock(&c->v->lock);
+                conn_kill_locked(c);
+                pthread_mutex_unlock(&c->v->lock);
+        }
+        free(buf);
+}
+
+static void *guest_to_host_main(void *arg)
+{
+        struct conn *c = arg;
+        copy_stream(c, c->guest_fd, c->host_fd);
+        conn_unref(c);
+        return NULL;
+}
+
+static int spawn(void *(*fn)(void *), struct conn *c)
+{
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, VSOCK_THREAD_STACK);
+        int r = -pthread_create(&t, &attr, fn, c);
+        pthread_attr_destroy(&attr);
+        return r;
+}
+
+static int connect_guest(struct fcsim_vsock *v, unsigned port)
+{
+        struct sockaddr_un sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sun_family = AF_UNIX;
+        int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%u", v->guest_dir, port);
+        if (n < 0 || (size_t)n >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* Handshake, then the host -> guest direction. */
+static void *host_to_guest_main(void *arg)
+{
+        struct conn *c = arg;
+        struct fcsim_vsock *v = c->v;
+        char req[VSOCK_REQ_MAX];
+        unsigned port = 0;
+
+        struct pollfd pfd = { .fd = c->host_fd, .events = POLLIN };
+        if (poll(&pfd, 1, FCSIM_VSOCK_CONNECT_TIMEOUT_MS) <= 0)
+                goto out_unref;
+        /* One read, as Firecracker's muxer does: a request split across
+         * writes is not a request. */
+        ssize_t got = recv(c->host_fd, req, sizeof req, MSG_DONTWAIT);
+        if (got <= 0)
+                goto out_unref;
+        int used = fcsim_vsock_parse_connect(req, (size_t)got, &port);
+        if (used < 0) {
+                ha_log_info("fcsim.vsock.bad_request", "bytes=%zd", got);
+                goto out_unref;
+        }
+        int gfd = connect_guest(v, port);
+        if (gfd < 0) {
+                ha_log_info("fcsim.vsock.refused", "port=%u err=%d", port, -gfd);
+                goto out_unref;
+        }
+        pthread_mutex_lock(&v->lock);
+        c->guest_fd = gfd;
+        bool stopping = v->stopping;
+        uint32_t host_port = v->next_host_port++;
+        if (!stopping)
+                c->refs++;      /* for the guest -> host thread */
+        pthread_mutex_unlock(&v->lock);
+        if (stopping)
+                goto out_unref;
+
+        char ok[32];
+        int n = snprintf(ok, sizeof ok, "OK %u\n", host_port);
+        if (!write_all(c->host_fd, ok, (size_t)n) ||
+            !write_all(gfd, req + used, (size_t)(got - used)) || spawn(guest_to_host_main, c) < 0) {
+                pthread_mutex_lock(&v->lock);
+                conn_kill_locked(c);
+                pthread_mutex_unlock(&v->lock);
+                conn_unref(c);  /* the reference meant for the other thread */
+                goto out_unref;
+        }
+        ha_log_debug("fcsim.vsock.connected", "port=%u host_port=%u", port, host_port);
+        copy_stream(c, c->host_fd, gfd);
+out_unref:
+        conn_unref(c);
+        return NULL;
+}
+
+static void *acceptor_main(void *arg)
+{
+        struct fcsim_vsock *v = arg;
+        for (;;) {
+                struct pollfd pfd[2] = { { .fd = v->listen_fd, .events = POLLIN },
+                                         { .fd = v->evfd, .events = POLLIN } };
+                if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+                        break;
+                pthread_mutex_lock(&v->lock);
+                bool stopping = v->stopping;
+                pthread_mutex_unlock(&v->lock);
+                if (stopping)
+                        break;
+                if (!(pfd[0].revents & POLLIN))
+                        continue;
+                int fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                struct conn *c = calloc(1, sizeof *c);
+                pthread_mutex_lock(&v->lock);
+                if (!c || v->n_conns >= FCSIM_VSOCK_CONNS_MAX) {
+                        pthread_mutex_unlock(&v->lock);
+                        ha_log_warn("fcsim.vsock.rejected", "reason=%s",
+                                    c ? "connection_limit" : "no_memory");
+                        free(c);
+                        close(fd);
+                        continue;
+                }
+                c->v = v;
+                c->host_fd = fd;
+                c->guest_fd = -1;
+                c->refs = 1;
+                c->next = v->conns;
+                if (v->conns)
+                        v->conns->prev = c;
+                v->conns = c;
+                v->n_conns++;
+                pthread_mutex_unlock(&v->lock);
+                if (spawn(host_to_guest_main, c) < 0)
+                        conn_unref(c);
+        }
+        return NULL;
+}
+
+int fcsim_vsock_open(const char *uds_path, struct fcsim_vsock **ret_vsock, struct ha_err *err)
+{
+        int r;
+        struct sockaddr_un sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sun_family = AF_UNIX;
+        if (strlen(uds_path) >= sizeof sa.sun_path || uds_path[0] == '\0')
+                return ha_err_set(err, -ENAMETOOLONG,
+                                  "Error binding to the host-side Unix socket: path %s is longer "
+                                  "than %zu bytes or empty", uds_path, sizeof sa.sun_path - 1);
+        memcpy(sa.sun_path, uds_path, strlen(uds_path));
+        struct fcsim_vsock *v = calloc(1, sizeof *v);
+        if (!v)
+                return ha_err_set(err, -ENOMEM, "out of memory");
+        v->next_host_port = FCSIM_VSOCK_HOST_PORT_BASE;
+        v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (v->listen_fd < 0) {
+                r = -errno;
+                goto out_free;
+        }
+        if (bind(v->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+            listen(v->listen_fd, 128) < 0) {
+                r = -errno;
+                goto out_close;
+        }
+        v->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (v->evfd < 0) {
+                r = -errno;
+                goto out_close;
+        }
+        pthread_mutex_init(&v->lock, NULL);
+        pthread_cond_init(&v->idle, NULL);
+        *ret_vsock = v;
+        return 0;
+out_close:
+        close(v->listen_fd);
+out_free:
+        free(v);
+        return ha_err_set(err, r, "Error binding to the host-side Unix socket: %s (os error %d)",
+                          strerror(-r), -r);
+}
+
+int fcsim_vsock_start(struct fcsim_vsock *v, const char *guest_dir, struct ha_err *err)
+{
+        int n = snprintf(v->guest_dir, sizeof v->guest_dir, "%s", guest_dir);
+        if (n < 0 || (size_t)n >= sizeof v->guest_dir)
+                return ha_err_set(err, -ENAMETOOLONG, "vsock guest directory path too long");
+        int r = -pthread_create(&v->acceptor, NULL, acceptor_main, v);
+        if (r < 0)
+                return ha_err_set(err, r, "cannot start the vsock thread: %s", strerror(-r));
+        v->started = true;
+        return 0;
+}
+
+void fcsim_vsock_reset(struct fcsim_vsock *v)
+{
+        pthread_mutex_lock(&v->lock);
+        for (struct conn *c = v->conns; c; c = c->next)
+                conn_kill_locked(c);
+        pthread_mutex_unlock(&v->lock);
+}
+
+void fcsim_vsock_close(struct fcsim_vsock *v)
+{
+        if (!v)
+                return;
+        pthread_mutex_lock(&v->lock);
+        v->stopping = true;
+        for (struct conn *c = v->conns; c; c = c->next)
+                conn_kill_locked(c);
+        pthread_mutex_unlock(&v->lock);
+        uint64_t one = 1;
+        if (write(v->evfd, &one, sizeof one) < 0) {
+                /* cannot fail: the counter is far from overflow */
+        }
+        if (v->started)
+                pthread_join(v->acceptor, NULL);
+        pthread_mutex_lock(&v->lock);
+        while (v->n_conns > 0)
+                pthread_cond_wait(&v->idle, &v->lock);
+        pthread_mutex_unlock(&v->lock);
+        pthread_cond_destroy(&v->idle);
+        pthread_mutex_destroy(&v->lock);
+        close(v->evfd);
+        close(v->listen_fd);
+        free(v);
+}
