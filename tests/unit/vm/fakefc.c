@@ -12,7 +12,7 @@
  * At start it appends "NETNS <inode>", "SID <sid> PGID <pgid>", "FDS <open fds>",
  * "ENV <PATH>" and "HOME set|unset" lines.
  *
- *   fakefc [--mode ok|fault|die-at-boot|hang|exit-on-start] --api-sock P --id I
+ *   fakefc [--mode ok|fault|fail-N|die-at-boot|hang|exit-on-start] --api-sock P --id I
  */
 #include <dirent.h>
 #include <errno.h>
@@ -90,7 +90,15 @@ static void write_file(const char *p, const char *content)
 static void handle(int fd, const char *method, const char *path, const char *body, size_t len)
 {
         char v[512], msg[700];
+        static int nth;
         record(method, path, body, len);
+        /* --mode fail-N: the N-th request (1-based) gets a 400. */
+        if (strncmp(mode, "fail-", 5) == 0 && ++nth == atoi(mode + 5)) {
+                snprintf(msg, sizeof msg, "injected failure of request %d (%s %s)", nth, method,
+                         path);
+                fault(fd, msg);
+                return;
+        }
         if (strcmp(method, "GET") == 0 && strcmp(path, "/") == 0) {
                 char b[256];
                 snprintf(b, sizeof b,

@@ -451,3 +451,92 @@ Test(vm, vmm_survives_a_kill_of_the_agents_process_group)
                 usleep(10000);
         cr_assert_not(vm_process_alive((pid_t)msg[0], (uint64_t)msg[1]));
 }
+
+Test(vm, every_configuration_step_failing_rolls_back_completely)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root: mount namespace");
+        /* logger, machine-config, boot-source, drive, network, vsock,
+         * InstanceStart: fail each in turn. */
+        const char *steps[] = { "/logger", "/machine-config", "/boot-source", "/drives/rootfs",
+                                "/network-interfaces/eth0", "/vsock", "/actions" };
+        for (int n = 1; n <= 7; n++) {
+                char mode[16], bin[256];
+                snprintf(mode, sizeof mode, "fail-%d", n);
+                fct_wrapper(tdir, mode, bin, sizeof bin);
+                struct vm_config c;
+                struct vm_spec s;
+                config(&c, &s, bin);
+                vm *v = NULL;
+                struct ha_err e = { { 0 } };
+                cr_assert_eq(vm_start(&c, &s, &v, &e), -EINVAL, "step %d: %s", n, e.msg);
+                cr_assert(strstr(e.msg, steps[n - 1]), "step %d: %s", n, e.msg);
+                cr_assert(strstr(e.msg, "injected failure"), "%s", e.msg);
+                cr_assert_null(v);
+                char d[256];
+                snprintf(d, sizeof d, "%s/sbx-1", run_dir);
+                cr_assert_eq(access(d, F_OK), -1, "step %d left the run dir", n);
+                /* No VMM left: every child of ours has been reaped. */
+                cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "step %d left a process", n);
+        }
+}
+
+Test(vm, restore_failure_keeps_the_saved_state_and_no_process)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root: mount namespace");
+        char bin[256], snap[256], mem[256];
+        fct_wrapper(tdir, "ok", bin, sizeof bin);
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s, bin);
+        vm *v;
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(vm_start(&c, &s, &v, &e), 0, "%s", e.msg);
+        snprintf(snap, sizeof snap, "%s/s.state", tdir);
+        snprintf(mem, sizeof mem, "%s/s.mem", tdir);
+        cr_assert_eq(vm_snapshot(v, snap, mem, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_restore(v, "/nonexistent/state", mem, &e), -ENOENT);
+        cr_assert_eq(vm_get_state(v), VM_STATE_SAVED);
+        cr_assert_eq(vm_pause(v, &e), -EBUSY, "no process to pause");
+
+        /* The next VMM refuses /snapshot/load (its 2nd request). */
+        char script[600], fake[512];
+        fct_fakefc_path(fake, sizeof fake);
+        snprintf(script, sizeof script, "#!/bin/sh\nexec %s --mode fail-2 \"$@\"\n", fake);
+        fct_write(bin, script, 0755);
+        cr_assert_eq(vm_restore(v, snap, mem, &e), -EINVAL, "%s", e.msg);
+        cr_assert(strstr(e.msg, "PUT /snapshot/load: 400: injected failure"), "%s", e.msg);
+        cr_assert_eq(vm_get_state(v), VM_STATE_SAVED);
+        cr_assert_eq(vm_pid(v), 0);
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "failed restore left a process");
+
+        /* A retry with a working VMM succeeds. */
+        snprintf(script, sizeof script, "#!/bin/sh\nexec %s --mode ok \"$@\"\n", fake);
+        fct_write(bin, script, 0755);
+        cr_assert_eq(vm_restore(v, snap, mem, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_get_state(v), VM_STATE_RUNNING);
+        cr_assert_eq(vm_stop(v, &e), 0);
+        vm_free(v);
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1);
+}
+
+Test(vm, jailer_mode_maps_paths_into_the_chroot)
+{
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s, "/usr/bin/firecracker");
+        c.jailer_bin = "/usr/bin/jailer";
+        c.chroot_base = "/srv/jailer";
+        c.jailer_uid = 10001;
+        c.jailer_gid = 10001;
+        vm *v;
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(vm_create(&c, &s, &v, &e), 0, "%s", e.msg);
+        cr_assert_str_eq(vm_vsock_path(v), "/srv/jailer/firecracker/sbx-1/root/vsock.sock");
+        cr_assert_str_eq(vm_api_sock_path(v), "/srv/jailer/firecracker/sbx-1/root/api.sock");
+        cr_assert_eq(vm_snapshot(v, "/a", "/b", &e), -EOPNOTSUPP);
+        vm_free(v);
+        c.chroot_base = NULL;
+        cr_assert_eq(vm_create(&c, &s, &v, &e), -EINVAL);
+}
