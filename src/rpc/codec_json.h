@@ -18,6 +18,10 @@
  * fractional digits. Everything else is rejected with -EINVAL and a message
  * naming the field (see rpc_json_decode()).
  *
+ * Types the rpc_descset does not know (not registered with it) still work:
+ * their JSON names are computed (lowerCamelCase) and their map fields are
+ * seen as repeated entry messages, since only the set marks map entries.
+ *
  * Both functions are thread-safe: they only read the descriptors and the
  * rpc_descset.
  */

@@ -235,3 +235,51 @@ Test(rpc_descset, survives_every_truncation)
                 rpc_descset_free(d);
         }
 }
+
+/* Routing relies on every method knowing its protobuf-c types. */
+Test(rpc_descset, every_method_is_linked_to_its_protobuf_c_types)
+{
+        cr_assert_eq(rpc_descset_method_count(ds), 12 + 3 + 1 + 1);
+        for (size_t i = 0; i < rpc_descset_method_count(ds); i++) {
+                const struct rpc_descset_method *m = rpc_descset_method_at(ds, i);
+                cr_assert_not_null(m->input, "%s", m->path);
+                cr_assert_not_null(m->output, "%s", m->path);
+                cr_assert_str_eq(m->input->name, m->input_type);
+                cr_assert_str_eq(m->output->name, m->output_type);
+                cr_assert_eq(rpc_descset_method_by_path(ds, m->path, strlen(m->path)), m);
+                cr_assert_eq(rpc_descset_file_containing_symbol(ds, m->full_name), m->file);
+        }
+        cr_assert_null(rpc_descset_method_at(ds, rpc_descset_method_count(ds)));
+}
+
+/* A type absent from the set still gets a record with computed names. */
+Test(rpc_descset, registers_types_outside_the_set_with_computed_json_names)
+{
+        static const ProtobufCFieldDescriptor fields[] = {
+                { "snake_case_name", 1, PROTOBUF_C_LABEL_NONE, PROTOBUF_C_TYPE_INT32, 0, 8, NULL, NULL, 0, 0, NULL, NULL },
+                { "x_2y", 2, PROTOBUF_C_LABEL_NONE, PROTOBUF_C_TYPE_INT32, 0, 12, NULL, NULL, 0, 0, NULL, NULL },
+        };
+        static const unsigned by_name[] = { 0, 1 };
+        static const ProtobufCIntRange ranges[] = { { 1, 0 }, { 0, 2 } };
+        static const ProtobufCMessageDescriptor d = {
+                PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "other.T", "T", "Other__T", "other",
+                16, 2, fields, by_name, 1, ranges, NULL, NULL, NULL, NULL,
+        };
+        const ProtobufCMessageDescriptor *types[] = { &d, &hostagent__v1__sandbox__descriptor };
+        rpc_descset *x = NULL;
+        struct ha_err err = { { 0 } };
+        cr_assert_eq(rpc_descset_new(ha_descriptor_set, ha_descriptor_set_len, types, 2, &x, &err), 0, "%s", err.msg);
+        const struct rpc_descset_msg *m = rpc_descset_msg_by_c(x, &d);
+        cr_assert_not_null(m);
+        cr_assert_null(m->file);
+        cr_assert_str_eq(m->json_names[0], "snakeCaseName");
+        cr_assert_str_eq(m->json_names[1], "x2y");
+        cr_assert_null(rpc_descset_msg_by_name(x, "other.T"));
+        /* Only what was registered is linked. */
+        const char *p = "/hostagent.v1.HostAgentService/GetSandbox";
+        const struct rpc_descset_method *gm = rpc_descset_method_by_path(x, p, strlen(p));
+        cr_assert_null(gm->input);
+        cr_assert_eq(gm->output, &hostagent__v1__sandbox__descriptor);
+        rpc_descset_free(x);
+        rpc_descset_free(NULL);
+}
