@@ -29,6 +29,7 @@
  * cannot keep the scrub running forever. */
 #define CT_PASSES_MAX 16
 #define CT_RECV_BUF 32768
+#define CT_RECV_TIMEOUT_S 5
 /* CTA_FILTER_ORIG_FLAGS bits; the kernel defines them privately
  * (nf_conntrack_netlink.c: CTA_FILTER_F_CTA_IP_SRC/DST). */
 #define CT_FILTER_IP_SRC (1u << 0)
@@ -43,11 +44,15 @@ struct ct_msg {
 static int ct_open(void)
 {
         struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+        /* The kernel always answers; the timeout only bounds a wait that
+         * would otherwise be forever if it did not. */
+        struct timeval tv = { .tv_sec = CT_RECV_TIMEOUT_S };
         int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 
         if (fd < 0)
                 return -errno;
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+            bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
                 int r = -errno;
                 close(fd);
                 return r;
@@ -137,29 +142,60 @@ struct ct_batch {
         char   tuple[CT_BATCH][CT_TUPLE_MAX];
 };
 
-/* Saves the CTA_TUPLE_ORIG attribute (header included) of one dump entry. */
-static void batch_add(struct ct_batch *b, struct nlmsghdr *h)
+/* Finds attribute |type| among the attributes in [p, p + len). */
+static const struct nlattr *attr_find(const char *p, size_t len, uint16_t type)
 {
-        size_t off = NLMSG_LENGTH(sizeof(struct nfgenmsg));
-        size_t end = h->nlmsg_len;
+        size_t off = 0;
 
-        while (off + NLA_HDRLEN <= end) {
-                struct nlattr *a = (struct nlattr *)((char *)h + off);
-                if (a->nla_len < NLA_HDRLEN || off + a->nla_len > end)
-                        return;
-                if ((a->nla_type & NLA_TYPE_MASK) == CTA_TUPLE_ORIG) {
-                        if (b->n == CT_BATCH) {
-                                b->more = true;
-                                return;
-                        }
-                        if (a->nla_len > CT_TUPLE_MAX)
-                                return;
-                        memcpy(b->tuple[b->n], a, a->nla_len);
-                        b->len[b->n++] = a->nla_len;
-                        return;
-                }
+        while (off + NLA_HDRLEN <= len) {
+                const struct nlattr *a = (const struct nlattr *)(p + off);
+                if (a->nla_len < NLA_HDRLEN || off + a->nla_len > len)
+                        return NULL;
+                if ((a->nla_type & NLA_TYPE_MASK) == type)
+                        return a;
                 off += NLA_ALIGN(a->nla_len);
         }
+        return NULL;
+}
+
+/* True when the CTA_TUPLE_ORIG |t| has |ip| as its source (or destination).
+ * Checked here although the kernel filtered the dump: a kernel without
+ * CTA_FILTER (< 5.8) ignores the filter and dumps everything, and we must
+ * never delete other people's connections. */
+static bool tuple_matches(const struct nlattr *t, uint32_t ip, bool dst)
+{
+        const struct nlattr *tip, *a;
+        uint32_t be;
+
+        tip = attr_find((const char *)t + NLA_HDRLEN, t->nla_len - NLA_HDRLEN, CTA_TUPLE_IP);
+        if (!tip)
+                return false;
+        a = attr_find((const char *)tip + NLA_HDRLEN, tip->nla_len - NLA_HDRLEN,
+                      dst ? CTA_IP_V4_DST : CTA_IP_V4_SRC);
+        if (!a || a->nla_len != NLA_HDRLEN + sizeof be)
+                return false;
+        memcpy(&be, (const char *)a + NLA_HDRLEN, sizeof be);
+        return ntohl(be) == ip;
+}
+
+/* Saves the CTA_TUPLE_ORIG attribute (header included) of one dump entry
+ * when it matches. */
+static void batch_add(struct ct_batch *b, const struct nlmsghdr *h, uint32_t ip, bool dst)
+{
+        size_t off = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+        const struct nlattr *a;
+
+        if (h->nlmsg_len <= off)
+                return;
+        a = attr_find((const char *)h + off, h->nlmsg_len - off, CTA_TUPLE_ORIG);
+        if (!a || a->nla_len > CT_TUPLE_MAX || !tuple_matches(a, ip, dst))
+                return;
+        if (b->n == CT_BATCH) {
+                b->more = true;
+                return;
+        }
+        memcpy(b->tuple[b->n], a, a->nla_len);
+        b->len[b->n++] = a->nla_len;
 }
 
 /* Dumps the entries with orig src (or dst) == ip into |b|. */
@@ -211,7 +247,7 @@ static int dump_filtered(int fd, uint32_t ip, bool dst, uint32_t seq, struct ct_
                                 done = true;
                                 break;
                         }
-                        batch_add(b, h);
+                        batch_add(b, h, ip, dst);
                 }
         }
         free(buf);

@@ -157,6 +157,21 @@ static void settle_scrubbed(net_pool *p, uint32_t s, int r, struct ha_err *e)
         net_pool_free_push(p, s);
 }
 
+/* Builds slot |s|. A namespace or link already holding its name can only be
+ * debris of ours (names carry our prefix) that recovery did not see, e.g.
+ * when net_pool_recover() was not called: remove it and build once more,
+ * rather than failing on that slot forever. */
+static int build_fresh(net_pool *p, uint32_t s, struct ha_err *err)
+{
+        int r = net_slot_build(&p->cfg, s, p->fault, err);
+
+        if (r != -EEXIST)
+                return r;
+        ha_log_warn("net.slot.debris_removed", "slot=%u msg=\"%s\"", s, err ? err->msg : "");
+        net_slot_teardown(&p->cfg, s, NULL);
+        return net_slot_build(&p->cfg, s, p->fault, err);
+}
+
 static bool pool_idle(const net_pool *p)
 {
         bool want_more = p->started && p->n_ready < p->warm && p->n_free > 0;
@@ -202,7 +217,7 @@ static void *refill_main(void *arg)
                         p->busy++;
                         p->building++;
                         pthread_mutex_unlock(&p->lock);
-                        r = net_slot_build(&p->cfg, s, p->fault, &e);
+                        r = build_fresh(p, s, &e);
                         pthread_mutex_lock(&p->lock);
                         p->busy--;
                         p->building--;
@@ -258,16 +273,18 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                 s = p->ready_stk[--p->n_ready];
                 p->state[s] = SLOT_IN_USE;
                 from = FROM_READY;
+        } else if (p->n_free > 0) {
+                /* Building (~5 ms) beats scrubbing here: a scrub walks the
+                 * host's whole conntrack table twice. */
+                s = p->free_stk[--p->n_free];
+                p->state[s] = SLOT_BUSY;
+                p->busy++;
+                from = FROM_FREE;
         } else if (p->n_dirty > 0) {
                 s = dirty_pop(p);
                 p->state[s] = SLOT_BUSY;
                 p->busy++;
                 from = FROM_DIRTY;
-        } else if (p->n_free > 0) {
-                s = p->free_stk[--p->n_free];
-                p->state[s] = SLOT_BUSY;
-                p->busy++;
-                from = FROM_FREE;
         } else {
                 pthread_mutex_unlock(&p->lock);
                 return ha_err_set(err, -EAGAIN, "all %u network slots are in use",
@@ -287,7 +304,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                 }
         }
         if (from == FROM_FREE)
-                r = net_slot_build(&p->cfg, s, p->fault, err);
+                r = build_fresh(p, s, err);
         if (from != FROM_READY) {
                 pthread_mutex_lock(&p->lock);
                 p->busy--;

@@ -70,8 +70,9 @@ int net_pool_recover(net_pool *p, const uint32_t *owned, size_t n_owned,
  * released ones. Returns 0, -EALREADY, or -errno. */
 int net_pool_start(net_pool *p);
 
-/* Takes a slot and applies |eg| (NULL = allow all). Ready slots come
- * first, then a released one is scrubbed here, then one is built here.
+/* Takes a slot and applies |eg| (NULL = allow all). A ready slot comes
+ * first (microseconds); else one is built here (milliseconds); else a
+ * released one is scrubbed here.
  * Returns the slot number (>= 1) and fills |ret_info|, or -EAGAIN when all
  * N slots are in use, or -errno (the slot goes back to the pool). */
 int net_pool_acquire(net_pool *p, const struct net_egress *eg,
@@ -95,7 +96,8 @@ const struct net_config *net_pool_net_config(const net_pool *p);
 void net_pool_stats_get(net_pool *p, struct net_pool_stats *ret);
 
 /* Waits until nothing is dirty or being built and |warm| slots (or all
- * free ones) are ready. Returns 0 or -ETIMEDOUT. For tests, benchmarks
+ * free ones) are ready. Returns 0, -ETIMEDOUT, or -EBUSY when work is
+ * pending but net_pool_start() was never called. For tests, benchmarks
  * and an orderly shutdown. */
 int net_pool_wait_idle(net_pool *p, int timeout_ms);
 

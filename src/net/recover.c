@@ -20,6 +20,8 @@
 #include "net/pool_int.h"
 #include "net/rtnl.h"
 
+#include <linux/rtnetlink.h>
+
 struct sweep {
         net_pool      *p;
         const bool    *keep;            /* [N + 1]: adopted slots */
@@ -70,7 +72,7 @@ static int sweep_route(const struct net_rtnl_route *rt, void *arg)
         struct net_cidr d = { .addr = rt->dst, .len = rt->len };
         int s, r;
 
-        if (rt->table != 254 || rt->len == 0)   /* main table only */
+        if (rt->table != RT_TABLE_MAIN || rt->len == 0)
                 return 0;
         if (!(net_cidr_contains(&c->sandbox_range, rt->dst) && rt->len >= c->sandbox_range.len) &&
             !(net_cidr_contains(&c->veth_range, rt->dst) && rt->len >= c->veth_range.len))

@@ -1,7 +1,11 @@
 /*
  * bench_slots.c - network slot pool benchmark (root; not a ctest test).
  *
- *   bench_slots [iterations]     (default 500)
+ *   net_bench_slots [iterations]     (default 500)
+ *   net_bench_slots --stress [cycles] 64 threads acquire/release |cycles|
+ *                                     times each (default 20) against one
+ *                                     pool: a race driver for TSan builds,
+ *                                     where Criterion cannot run
  *
  * Reports: cold build of one slot (ms, p50/p99), teardown (ms), acquire
  * latency from a warm pool (us, p50/p99), release latency (us), and the
@@ -10,6 +14,7 @@
  * removes everything it made.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +71,65 @@ static int pick_config(struct net_config *c, uint32_t slots)
         return -EADDRINUSE;
 }
 
+struct stress_arg {
+        net_pool *p;
+        int       cycles;
+        int       failures;
+};
+
+static void *stress_thread(void *arg)
+{
+        struct stress_arg *a = arg;
+        struct net_slot_info info;
+        struct ha_err e;
+
+        for (int i = 0; i < a->cycles; i++) {
+                int s = net_pool_acquire(a->p, NULL, &info, &e);
+                if (s < 0 || net_pool_release(a->p, (uint32_t)s) < 0)
+                        a->failures++;
+        }
+        return NULL;
+}
+
+static int stress(int cycles)
+{
+        enum { THREADS = 64 };
+        static struct stress_arg args[THREADS];
+        struct net_pool_config pc;
+        struct net_pool_stats st;
+        pthread_t t[THREADS];
+        struct ha_err e;
+        net_pool *p;
+        int failures = 0;
+        double t0;
+
+        net_pool_config_default(&pc);
+        if (pick_config(&pc.net, 80) < 0)
+                return 1;
+        if (net_pool_new(&pc, &p, &e) < 0 || net_pool_recover(p, NULL, 0, &e) < 0 ||
+            net_pool_start(p) < 0) {
+                fprintf(stderr, "pool: %s\n", e.msg);
+                return 1;
+        }
+        t0 = now_us();
+        for (int i = 0; i < THREADS; i++) {
+                args[i] = (struct stress_arg){ .p = p, .cycles = cycles };
+                pthread_create(&t[i], NULL, stress_thread, &args[i]);
+        }
+        for (int i = 0; i < THREADS; i++) {
+                pthread_join(t[i], NULL);
+                failures += args[i].failures;
+        }
+        net_pool_wait_idle(p, 60000);
+        net_pool_stats_get(p, &st);
+        printf("stress: %d threads x %d cycles in %.0f ms, failures=%d builds=%lu scrubs=%lu "
+               "teardowns=%lu in_use=%u\n", THREADS, cycles, (now_us() - t0) / 1e3, failures,
+               (unsigned long)st.builds, (unsigned long)st.scrubs,
+               (unsigned long)st.teardowns, st.in_use);
+        net_pool_free(p);
+        return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
         int iters = argc > 1 ? atoi(argv[1]) : 500;
@@ -81,6 +145,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_slots: needs root\n");
                 return 77;
         }
+        if (argc > 1 && strcmp(argv[1], "--stress") == 0)
+                return stress(argc > 2 ? atoi(argv[2]) : 20);
         if (iters < 10)
                 iters = 10;
         acq = calloc((size_t)iters, sizeof *acq);

@@ -231,3 +231,25 @@ Test(net_pool, new_refuses_ranges_the_host_already_routes)
         cr_assert(strstr(e.msg, cidr), "%s", e.msg);
         cr_assert_null(p);
 }
+
+Test(net_pool, debris_in_the_way_of_a_build_is_removed)
+{
+        struct net_pool_config pc;
+        struct ha_err e;
+        char path[64];
+        net_pool *p = NULL;
+
+        NEED_ROOT();
+        net_pool_config_default(&pc);
+        net_test_config(&pc.net, 2);
+        pc.warm = 0;
+        cr_assert_eq(net_pool_new(&pc, &p, &e), 0, "%s", e.msg);
+        /* No recovery ran, and a namespace of slot 1 is in the way. */
+        snprintf(path, sizeof path, NET_NETNS_DIR "/%s-1", pc.net.prefix);
+        cr_assert_eq(net_netns_create(path, &e), 0, "%s", e.msg);
+        cr_assert_eq(net_pool_acquire(p, NULL, NULL, &e), 1, "%s", e.msg);
+        cr_assert(net_slot_is_built(&pc.net, 1));
+        cr_assert_eq(net_pool_release(p, 1), 0);
+        net_pool_free(p);
+        cr_assert_eq(net_test_leftovers(&pc.net), 0);
+}
