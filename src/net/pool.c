@@ -100,10 +100,11 @@ int net_pool_new(const struct net_pool_config *cfg, net_pool **ret_pool,
         p->warm = cfg->warm;
         p->fault = cfg->fault;
         p->state = calloc(n + 1, sizeof *p->state);
+        p->egress_set = calloc(n + 1, sizeof *p->egress_set);
         p->free_stk = calloc(n, sizeof *p->free_stk);
         p->ready_stk = calloc(n, sizeof *p->ready_stk);
         p->dirty_ring = calloc(n, sizeof *p->dirty_ring);
-        if (!p->state || !p->free_stk || !p->ready_stk || !p->dirty_ring) {
+        if (!p->state || !p->egress_set || !p->free_stk || !p->ready_stk || !p->dirty_ring) {
                 r = ha_err_set(err, -ENOMEM, "out of memory");
                 goto out_free;
         }
@@ -127,6 +128,7 @@ out_free:
         free(p->dirty_ring);
         free(p->ready_stk);
         free(p->free_stk);
+        free(p->egress_set);
         free(p->state);
         free(p);
         return r;
@@ -200,12 +202,16 @@ static void *refill_main(void *arg)
         pthread_mutex_lock(&p->lock);
         while (!p->stop) {
                 if (p->n_dirty > 0) {
+                        bool reset;
                         s = dirty_pop(p);
                         p->state[s] = SLOT_BUSY;
                         p->busy++;
+                        reset = p->egress_set[s];
                         pthread_mutex_unlock(&p->lock);
-                        r = net_slot_scrub(&p->cfg, s, &e);
+                        r = net_slot_scrub(&p->cfg, s, reset, &e);
                         pthread_mutex_lock(&p->lock);
+                        if (r == 0)
+                                p->egress_set[s] = false;
                         settle_scrubbed(p, s, r, &e);
                         p->busy--;
                         pthread_cond_broadcast(&p->idle);
@@ -264,6 +270,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                      struct net_slot_info *ret_info, struct ha_err *err)
 {
         enum { FROM_READY, FROM_DIRTY, FROM_FREE } from;
+        bool custom = eg && eg->mode != NET_EGRESS_ALLOW_ALL, reset = false;
         struct net_slot_info info;
         uint32_t s;
         int r = 0;
@@ -284,6 +291,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                 s = dirty_pop(p);
                 p->state[s] = SLOT_BUSY;
                 p->busy++;
+                reset = p->egress_set[s];
                 from = FROM_DIRTY;
         } else {
                 pthread_mutex_unlock(&p->lock);
@@ -291,11 +299,14 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                                   p->cfg.slots);
         }
         p->touched = true;
+        /* Set before the rules go in, so a failure half-way still resets. A
+         * dirty slot's old policy is removed by the scrub below. */
+        p->egress_set[s] = custom;
         pthread_cond_signal(&p->work);
         pthread_mutex_unlock(&p->lock);
 
         if (from == FROM_DIRTY) {
-                r = net_slot_scrub(&p->cfg, s, err);
+                r = net_slot_scrub(&p->cfg, s, reset, err);
                 if (r < 0) {
                         /* Start over from nothing rather than hand out a slot
                          * in an unknown state. */
@@ -323,7 +334,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                 if (r < 0)
                         return r;
         }
-        if (eg && eg->mode != NET_EGRESS_ALLOW_ALL) {
+        if (custom) {
                 r = net_slot_egress_set(&p->cfg, s, eg, err);
                 if (r < 0) {
                         net_pool_release(p, s);
@@ -357,6 +368,8 @@ int net_pool_egress_set(net_pool *p, uint32_t slot, const struct net_egress *eg,
 
         pthread_mutex_lock(&p->lock);
         in_use = slot >= 1 && slot <= p->cfg.slots && p->state[slot] == SLOT_IN_USE;
+        if (in_use)
+                p->egress_set[slot] = true;
         pthread_mutex_unlock(&p->lock);
         if (!in_use)
                 return ha_err_set(err, -EINVAL, "slot %u is not in use", slot);
@@ -441,6 +454,7 @@ void net_pool_free(net_pool *p)
         free(p->dirty_ring);
         free(p->ready_stk);
         free(p->free_stk);
+        free(p->egress_set);
         free(p->state);
         free(p);
 }

@@ -27,6 +27,9 @@ struct net_pool {
         pthread_cond_t    work;          /* the refill thread waits on it */
         pthread_cond_t    idle;          /* net_pool_wait_idle() waits on it */
         uint8_t          *state;         /* [N + 1]; guarded_by: lock */
+        /* [N + 1]: a policy other than allow-all may be in place, so the
+         * scrub must reset it (skipping nft saves most of a scrub). */
+        bool             *egress_set;    /* guarded_by: lock */
         uint32_t         *free_stk;      /* guarded_by: lock */
         uint32_t          n_free;        /* guarded_by: lock */
         uint32_t         *ready_stk;     /* guarded_by: lock */

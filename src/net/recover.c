@@ -176,8 +176,10 @@ int net_pool_recover(net_pool *p, const uint32_t *owned, size_t n_owned,
         }
 
         pthread_mutex_lock(&p->lock);
-        for (uint32_t s = 1; s <= c->slots; s++)
+        for (uint32_t s = 1; s <= c->slots; s++) {
                 p->state[s] = keep[s] ? SLOT_IN_USE : SLOT_FREE;
+                p->egress_set[s] = keep[s];     /* unknown policy: reset on release */
+        }
         net_pool_free_stack_rebuild(p);
         pthread_mutex_unlock(&p->lock);
         free(keep);

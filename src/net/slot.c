@@ -365,14 +365,19 @@ static int ns_nft_run(void *arg)
                 if (r < 0)
                         return ha_err_set(j->err, r, "conntrack flush: %s", strerror(-r));
         }
-        return net_nft_run(j->text, j->err);
+        return j->text ? net_nft_run(j->text, j->err) : 0;
 }
 
+/* Runs in the slot's namespace: the egress rules for |eg| unless
+ * |skip_rules|, after a conntrack flush when |flush_ct|; then on the host
+ * the flush of the sandbox address's entries when |flush_ct|. */
 static int egress_apply(const struct net_config *c, uint32_t slot,
-                        const struct net_egress *eg, bool flush_ct, struct ha_err *err)
+                        const struct net_egress *eg, bool skip_rules, bool flush_ct,
+                        struct ha_err *err)
 {
         char text[NET_NFT_TEXT_MAX];
-        struct ns_nft_job j = { .text = text, .flush_ct = flush_ct, .err = err };
+        struct ns_nft_job j = { .text = skip_rules ? NULL : text, .flush_ct = flush_ct,
+                                .err = err };
         struct net_slot_addr a;
         int r;
 
@@ -393,15 +398,16 @@ static int egress_apply(const struct net_config *c, uint32_t slot,
         return 0;
 }
 
-int net_slot_scrub(const struct net_config *c, uint32_t slot, struct ha_err *err)
+int net_slot_scrub(const struct net_config *c, uint32_t slot, bool reset_egress,
+                   struct ha_err *err)
 {
-        return egress_apply(c, slot, NULL, true, err);
+        return egress_apply(c, slot, NULL, !reset_egress, true, err);
 }
 
 int net_slot_egress_set(const struct net_config *c, uint32_t slot,
                         const struct net_egress *eg, struct ha_err *err)
 {
-        return egress_apply(c, slot, eg, false, err);
+        return egress_apply(c, slot, eg, false, false, err);
 }
 
 static int ns_has_tap(void *arg)

@@ -79,9 +79,11 @@ int net_slot_teardown(const struct net_config *c, uint32_t slot, struct ha_err *
 int net_slot_remove_names(const char *prefix, uint32_t slot);
 
 /* Makes a released slot fit for its next sandbox: flushes the namespace's
- * conntrack table and the host's entries of the sandbox address, and resets
+ * conntrack table and the host's entries of the sandbox address, and, when
+ * |reset_egress| (a policy other than allow-all was ever applied), resets
  * the egress policy to allow-all. Returns 0 or -errno. */
-int net_slot_scrub(const struct net_config *c, uint32_t slot, struct ha_err *err);
+int net_slot_scrub(const struct net_config *c, uint32_t slot, bool reset_egress,
+                   struct ha_err *err);
 
 /* Replaces the egress policy of a built slot (NULL = allow all).
  * Returns 0, -EINVAL for a bad policy, or -errno. */
