@@ -12,7 +12,7 @@ pkgs=(
   libsqlite3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libnftables-dev libcap-dev
   libcriterion-dev libcjson-dev
   # run: namespaces, NAT, images
-  iproute2 nftables conntrack e2fsprogs busybox-static util-linux kmod
+  iproute2 nftables conntrack e2fsprogs busybox-static util-linux kmod xfsprogs
   # test clients and tools
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-h2 python3-yaml
   python3-jsonschema python3-pytest python3-prometheus-client curl nghttp2-client openssl
