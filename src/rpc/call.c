@@ -599,8 +599,8 @@ static void start_response(struct rpc_call *c)
                                          nv.v[i].value_len, NGHTTP2_NV_FLAG_NONE };
         pthread_mutex_lock(&c->lock);
         bool body = c->out_head != NULL || !final;
-        if (final && !body)
-                c->tail_framed = true;
+        if (final)
+                c->tail_framed = true;  /* the head carried the status (or queued the body) */
         pthread_mutex_unlock(&c->lock);
         if (body) {
                 nghttp2_data_provider prd = { .source.ptr = c, .read_callback = data_read_cb };

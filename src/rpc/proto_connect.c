@@ -186,6 +186,11 @@ static int begin_get(struct rpc_call *c)
 static int connect_begin(struct rpc_call *c)
 {
         const char *ct = c->content_type;
+        /* Decide the shape first: every error below is framed by it. */
+        bool is_get = strcmp(c->method_hdr, "GET") == 0;
+        bool streaming = !is_get && has_prefix(ct, "application/connect+");
+        c->connect_unary = !streaming;
+        c->connect_get = is_get;
         const char *ver = rpc_call_header(c, "connect-protocol-version");
         if (ver && strcmp(ver, "1") != 0) {
                 rpc_call_finish(c, RPC_INVALID_ARGUMENT, "connect-protocol-version \"%.16s\" is not supported: use 1", ver);
@@ -205,16 +210,12 @@ static int connect_begin(struct rpc_call *c)
                 c->deadline_ms = ha_now_ms() + ms;
         }
         const char *acc;
-        if (strcmp(c->method_hdr, "GET") == 0) {
-                c->connect_unary = true;
-                c->connect_get = true;
+        if (is_get) {
                 int r = begin_get(c);
                 acc = rpc_call_header(c, "accept-encoding");
                 c->resp_gzip = acc && list_has(acc, "gzip");
                 return r;
         }
-        bool streaming = has_prefix(ct, "application/connect+");
-        c->connect_unary = !streaming;
         c->codec = strstr(ct, "json") ? RPC_CODEC_JSON : RPC_CODEC_PROTO;
         const char *enc = rpc_call_header(c, streaming ? "connect-content-encoding" : "content-encoding");
         if (enc && strcmp(enc, "identity") != 0) {
@@ -385,6 +386,8 @@ static int metadata_json(const struct rpc_nvlist *l, struct ha_buf *b)
         return r;
 }
 
+static int connect_finish(struct rpc_call *c, struct rpc_nvlist *trailers);
+
 static void drop_output_locked(struct rpc_call *c)
 {
         while (c->out_head) {
@@ -431,6 +434,12 @@ static int connect_headers(struct rpc_call *c, struct rpc_nvlist *nv, int *statu
                         r = rpc_nvlist_add_str(nv, "connect-accept-encoding", ACCEPT_ENCODING);
                 if (r == 0)
                         r = rpc_nvlist_append_wire(nv, &c->resp_headers, NULL);
+                /* Nothing was sent and the status is known: the body is
+                 * just the end-stream message (streams always answer 200). */
+                if (r == 0 && final && !c->tail_framed) {
+                        c->tail_framed = true;
+                        r = connect_finish(c, NULL);
+                }
                 pthread_mutex_unlock(&c->lock);
                 return r;
         }

@@ -142,7 +142,9 @@ struct rpc_protocol {
         int (*frame)(struct rpc_call *c, uint8_t flags, const uint8_t *msg, size_t len,
                      struct rpc_chunk **ret);
         /* Response headers into |nv|. |final| is true when the status is
-         * already known and nothing was sent (trailers-only / unary error). */
+         * already known and nothing was sent (trailers-only / unary error);
+         * a protocol whose final answer has a body queues it here and sets
+         * tail_framed. */
         int (*headers)(struct rpc_call *c, struct rpc_nvlist *nv, int *ret_http_status, bool final);
         /* After the last message, with call->lock held: either fills
          * |trailers| (HTTP/2 trailers) or queues a last body chunk. */
