@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ struct stress_arg {
         net_pool *p;
         int       cycles;
         int       failures;
+        bool      deny;         /* half the threads apply a policy */
 };
 
 static void *stress_thread(void *arg)
@@ -83,8 +85,10 @@ static void *stress_thread(void *arg)
         struct net_slot_info info;
         struct ha_err e;
 
+        struct net_egress deny = { .mode = NET_EGRESS_DENY_ALL };
+
         for (int i = 0; i < a->cycles; i++) {
-                int s = net_pool_acquire(a->p, NULL, &info, &e);
+                int s = net_pool_acquire(a->p, a->deny ? &deny : NULL, &info, &e);
                 if (s < 0 || net_pool_release(a->p, (uint32_t)s) < 0)
                         a->failures++;
         }
@@ -113,7 +117,7 @@ static int stress(int cycles)
         }
         t0 = now_us();
         for (int i = 0; i < THREADS; i++) {
-                args[i] = (struct stress_arg){ .p = p, .cycles = cycles };
+                args[i] = (struct stress_arg){ .p = p, .cycles = cycles, .deny = i % 2 };
                 pthread_create(&t[i], NULL, stress_thread, &args[i]);
         }
         for (int i = 0; i < THREADS; i++) {

@@ -113,6 +113,8 @@ struct env {
         uint32_t            ext_ip;     /* the outside listener's address */
         char                ext_ip_str[16];
         pid_t               relay;
+        uint16_t            open_port;  /* host port guests may reach (config) */
+        uint16_t            shut_port;  /* host port they may not */
 };
 
 static int tap_open(const char *name)
@@ -187,6 +189,33 @@ static int make_socket(void *arg)
         return 0;
 }
 
+struct ct_job {
+        uint32_t ip;
+        int      n;
+};
+
+static int ct_count_job(void *arg)
+{
+        struct ct_job *j = arg;
+        j->n = net_ct_count_ip(j->ip);
+        return j->n < 0 ? j->n : 0;
+}
+
+/* Conntrack entries of |ip| inside the namespace at |path|. */
+static int ns_ct_count(const char *path, uint32_t ip)
+{
+        struct ct_job j = { .ip = ip };
+        cr_assert_eq(net_netns_run(path, ct_count_job, &j), 0);
+        return j.n;
+}
+
+static int egress_table_job(void *arg)
+{
+        struct ha_err e;
+        (void)arg;
+        return net_nft_run("list table inet egress\n", &e);
+}
+
 /* A socket of the namespace at |path| (listening on |port| when nonzero). */
 static int ns_socket(const char *path, uint16_t port)
 {
@@ -245,6 +274,11 @@ static void env_up(struct env *v)
         net_pool_config_default(&pc);
         net_test_config(&pc.net, 4);
         pc.warm = 0;
+        /* Random host ports: the host namespace is shared with everyone. */
+        v->open_port = (uint16_t)(20000 + r % 20000);
+        v->shut_port = (uint16_t)(v->open_port + 1);
+        pc.net.host_tcp_ports[0] = v->open_port;
+        pc.net.n_host_tcp_ports = 1;
         v->c = pc.net;
         cr_assert_eq(net_pool_new(&pc, &v->pool, &e), 0, "%s", e.msg);
         s = net_pool_acquire(v->pool, NULL, &v->info, &e);
@@ -392,17 +426,39 @@ Test(net_slot, real_slot_inspected_and_guest_reachable_both_ways)
         close(l);
 
         /* Whatever the policy, the host itself is off limits: a listener on
-         * the host (any address) is not reachable from the guest. */
+         * the host (any address) is not reachable from the guest, except on
+         * a port the config opens. */
         cr_assert_eq(net_pool_egress_set(v.pool, v.info.slot, NULL, &e), 0, "%s", e.msg);
-        l = ns_socket(NULL, 9091);
+        l = ns_socket(NULL, v.shut_port);
         fd = ns_socket(v.gpath, 0);
-        cr_assert_eq(try_connect(fd, v.a.veth_host_ip, 9091, l, 700), -ETIMEDOUT,
+        cr_assert_eq(try_connect(fd, v.a.veth_host_ip, v.shut_port, l, 700), -ETIMEDOUT,
                      "guest reached the host's own address");
         close(fd);
         close(l);
+        l = ns_socket(NULL, v.open_port);
+        fd = ns_socket(v.gpath, 0);
+        cr_assert_eq(try_connect(fd, v.a.veth_host_ip, v.open_port, l, 3000), 0,
+                     "configured host port not reachable");
+        close(fd);
+        close(l);
 
-        /* Conntrack state exists for the sandbox address on the host now;
-         * releasing and freeing the pool must clear it with everything else. */
+        /* Conntrack state exists for the sandbox address, on the host and in
+         * the namespace (its NAT). A scrub clears both and the egress table. */
+        cr_assert_eq(net_pool_egress_set(v.pool, v.info.slot, &deny, &e), 0, "%s", e.msg);
+        cr_assert_eq(net_netns_run(v.info.netns_path, egress_table_job, NULL), 0);
+        cr_assert_gt(net_ct_count_ip(sbx), 0);
+        cr_assert_gt(ns_ct_count(v.info.netns_path, sbx), 0);
+        cr_assert_eq(net_slot_scrub(&v.c, v.info.slot, true, &e), 0, "%s", e.msg);
+        cr_assert_eq(net_ct_count_ip(sbx), 0, "host conntrack entries survived the scrub");
+        cr_assert_eq(ns_ct_count(v.info.netns_path, sbx), 0, "namespace entries survived");
+        cr_assert_neq(net_netns_run(v.info.netns_path, egress_table_job, NULL), 0,
+                      "egress table survived the scrub");
+        /* And after more traffic, release + free clear everything again. */
+        l = ns_socket(v.gpath, 8082);
+        fd = ns_socket(NULL, 0);
+        cr_assert_eq(try_connect(fd, sbx, 8082, l, 3000), 0, "guest unreachable after scrub");
+        close(fd);
+        close(l);
         cr_assert_gt(net_ct_count_ip(sbx), 0);
         env_down(&v);
         cr_assert_eq(net_ct_count_ip(sbx), 0, "host conntrack entries remain");
