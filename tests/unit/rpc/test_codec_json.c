@@ -1053,6 +1053,156 @@ Test(json_text, base64_all_lengths)
         cr_assert_eq(rpc_jtext_b64_decode("Zm9v\n", 5, out, &got), -EINVAL);
 }
 
+/* ---- maps with non-string keys (hand-built types) ---------------------- */
+
+/* A minimal protobuf writer, to build a FileDescriptorSet in the test. */
+static void w_varint(struct ha_buf *b, uint64_t v)
+{
+        uint8_t c;
+        do {
+                c = (uint8_t)(v & 0x7f);
+                v >>= 7;
+                if (v)
+                        c |= 0x80;
+                ha_buf_append(b, &c, 1);
+        } while (v);
+}
+
+static void w_len(struct ha_buf *b, uint32_t field, const void *p, size_t n)
+{
+        w_varint(b, (uint64_t)field << 3 | 2);
+        w_varint(b, n);
+        ha_buf_append(b, p, n);
+}
+
+static void w_sub(struct ha_buf *b, uint32_t field, struct ha_buf *sub)
+{
+        w_len(b, field, sub->data, sub->len);
+        ha_buf_done(sub);
+}
+
+static void w_field(struct ha_buf *msg, const char *name, uint32_t number)
+{
+        struct ha_buf f;
+        ha_buf_init(&f, 1024);
+        w_len(&f, 1, name, strlen(name));
+        w_varint(&f, 3 << 3);
+        w_varint(&f, number);
+        w_sub(msg, 2, &f);
+}
+
+static void w_entry(struct ha_buf *msg, const char *name)
+{
+        struct ha_buf e, opt;
+        ha_buf_init(&e, 1024);
+        ha_buf_init(&opt, 16);
+        w_len(&e, 1, name, strlen(name));
+        w_field(&e, "key", 1);
+        w_field(&e, "value", 2);
+        w_varint(&opt, 7 << 3);         /* MessageOptions.map_entry = true */
+        w_varint(&opt, 1);
+        w_sub(&e, 7, &opt);
+        w_sub(msg, 3, &e);
+}
+
+struct ient { ProtobufCMessage base; int32_t key; char *value; };
+struct bent { ProtobufCMessage base; protobuf_c_boolean key; int32_t value; };
+struct uent { ProtobufCMessage base; uint64_t key; uint32_t value; };
+struct mmsg {
+        ProtobufCMessage base;
+        size_t n_ints;
+        struct ient **ints;
+        size_t n_flags;
+        struct bent **flags;
+        size_t n_big;
+        struct uent **big;
+};
+
+static const ProtobufCIntRange ranges2[] = { { 1, 0 }, { 0, 2 } };
+static const ProtobufCIntRange ranges3[] = { { 1, 0 }, { 0, 3 } };
+static const unsigned by_name2[] = { 0, 1 };
+static const unsigned by_name3[] = { 2, 1, 0 };
+
+#define ENTRY_DESC(var, full, st, ktype, vtype)                                                             \
+        static const ProtobufCFieldDescriptor var##_f[] = {                                               \
+                { "key", 1, PROTOBUF_C_LABEL_NONE, ktype, 0, offsetof(st, key), NULL, NULL, 0, 0, NULL, NULL }, \
+                { "value", 2, PROTOBUF_C_LABEL_NONE, vtype, 0, offsetof(st, value), NULL, NULL, 0, 0, NULL, NULL }, \
+        };                                                                                                \
+        static const ProtobufCMessageDescriptor var = {                                                   \
+                PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, full, "E", "E", "t", sizeof(st), 2, var##_f, by_name2, \
+                1, ranges2, NULL, NULL, NULL, NULL,                                                       \
+        }
+
+ENTRY_DESC(ient_desc, "t.M.IntsEntry", struct ient, PROTOBUF_C_TYPE_INT32, PROTOBUF_C_TYPE_STRING);
+ENTRY_DESC(bent_desc, "t.M.FlagsEntry", struct bent, PROTOBUF_C_TYPE_BOOL, PROTOBUF_C_TYPE_INT32);
+ENTRY_DESC(uent_desc, "t.M.BigEntry", struct uent, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_TYPE_UINT32);
+
+static const ProtobufCFieldDescriptor mmsg_f[] = {
+        { "ints", 1, PROTOBUF_C_LABEL_REPEATED, PROTOBUF_C_TYPE_MESSAGE, offsetof(struct mmsg, n_ints),
+          offsetof(struct mmsg, ints), &ient_desc, NULL, 0, 0, NULL, NULL },
+        { "flags", 2, PROTOBUF_C_LABEL_REPEATED, PROTOBUF_C_TYPE_MESSAGE, offsetof(struct mmsg, n_flags),
+          offsetof(struct mmsg, flags), &bent_desc, NULL, 0, 0, NULL, NULL },
+        { "big", 3, PROTOBUF_C_LABEL_REPEATED, PROTOBUF_C_TYPE_MESSAGE, offsetof(struct mmsg, n_big),
+          offsetof(struct mmsg, big), &uent_desc, NULL, 0, 0, NULL, NULL },
+};
+static const ProtobufCMessageDescriptor mmsg_desc = {
+        PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "t.M", "M", "T__M", "t", sizeof(struct mmsg), 3, mmsg_f,
+        by_name3, 1, ranges3, NULL, NULL, NULL, NULL,
+};
+
+Test(codec_json, maps_with_int_bool_and_uint64_keys)
+{
+        struct ha_buf set, file, msg;
+        ha_buf_init(&set, 4096);
+        ha_buf_init(&file, 4096);
+        ha_buf_init(&msg, 4096);
+        w_len(&msg, 1, "M", 1);
+        w_field(&msg, "ints", 1);
+        w_field(&msg, "flags", 2);
+        w_field(&msg, "big", 3);
+        w_entry(&msg, "IntsEntry");
+        w_entry(&msg, "FlagsEntry");
+        w_entry(&msg, "BigEntry");
+        w_len(&file, 1, "t.proto", 7);
+        w_len(&file, 2, "t", 1);
+        w_sub(&file, 4, &msg);
+        w_sub(&set, 1, &file);
+
+        rpc_descset *saved = ds, *mine = NULL;
+        struct ha_err err = { { 0 } };
+        const ProtobufCMessageDescriptor *types[] = { &mmsg_desc };
+        cr_assert_eq(rpc_descset_new(set.data, set.len, types, 1, &mine, &err), 0, "%s", err.msg);
+        cr_assert(rpc_descset_msg_by_c(mine, &ient_desc)->map_entry);
+        ds = mine;
+
+        const char *in = "{\"ints\":{\"-5\":\"a\",\"2147483647\":\"\",\"1e1\":\"ten\"},"
+                         "\"flags\":{\"true\":1,\"false\":-1},"
+                         "\"big\":{\"18446744073709551615\":7}}";
+        struct mmsg *m = (struct mmsg *)dec(&mmsg_desc, in);
+        cr_assert_eq(m->n_ints, 3);
+        cr_assert_eq(m->ints[0]->key, -5);
+        cr_assert_str_eq(m->ints[0]->value, "a");
+        cr_assert_eq(m->ints[2]->key, 10);
+        cr_assert(m->flags[0]->key && !m->flags[1]->key);
+        cr_assert_eq(m->big[0]->key, UINT64_MAX);
+        char *out = enc(m);
+        cr_assert_str_eq(out, "{\"ints\":{\"-5\":\"a\",\"2147483647\":\"\",\"10\":\"ten\"},"
+                              "\"flags\":{\"true\":1,\"false\":-1},\"big\":{\"18446744073709551615\":7}}");
+        free(out);
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+
+        dec_fails(&mmsg_desc, "{\"ints\":{\"1\":\"a\",\"1.0e0\":\"b\"}}", "field \"ints\": duplicate map key");
+        dec_fails(&mmsg_desc, "{\"ints\":{\"x\":\"a\"}}", "field \"ints[\"x\"]\": \"x\" is not a valid int32");
+        dec_fails(&mmsg_desc, "{\"ints\":{\"2147483648\":\"a\"}}", "2147483648 is out of range for int32");
+        dec_fails(&mmsg_desc, "{\"flags\":{\"yes\":1}}", "map key must be \"true\" or \"false\"");
+        dec_fails(&mmsg_desc, "{\"flags\":{\"true\":1,\"true\":2}}", "duplicate map key");
+        dec_fails(&mmsg_desc, "{\"big\":{\"-1\":1}}", "-1 is out of range for uint64");
+
+        ds = saved;
+        rpc_descset_free(mine);
+        ha_buf_done(&set);
+}
+
 /* ---- robustness -------------------------------------------------------- */
 
 /* A rich document touching every decoder path: maps, oneofs, repeated
