@@ -718,7 +718,7 @@ static int dec_object(struct dec *d, ProtobufCMessage *m, bool any_type)
         const ProtobufCMessageDescriptor *md = m->descriptor;
         const struct rpc_descset_msg *rec = rpc_descset_msg_by_c(d->ds, md);
         uint64_t seen_small[4] = { 0 }, *seen = seen_small;
-        unsigned hint = 0;
+        unsigned hint = 0, types_seen = 0;
         int r, c = rpc_jlex_peek(&d->lx);
 
         if (c != '{') {
@@ -743,8 +743,13 @@ static int dec_object(struct dec *d, ProtobufCMessage *m, bool any_type)
                 int i = find_field(rec, md, k, kn, hint);
                 if (i >= 0)
                         hint = (unsigned)i + 1 < md->n_fields ? (unsigned)i + 1 : 0;
-                if (i < 0 && any_type && kn == 5 && memcmp(k, "@type", 5) == 0)
+                if (i < 0 && any_type && kn == 5 && memcmp(k, "@type", 5) == 0) {
+                        if (types_seen++) {
+                                r = fail(d, "\"@type\" appears twice in google.protobuf.Any");
+                                goto out_free_seen;
+                        }
                         i = -2;
+                }
                 if (i == -1 && !d->ignore_unknown) {
                         int show = kn > 64 ? 64 : (int)kn;
                         r = fail(d, "unknown field \"%.*s\" in %s", show, k, md->name);
@@ -902,7 +907,7 @@ out_scanned:
                 r = dec_object(d, sub, true);
         } else {
                 /* Special JSON forms sit under "value". */
-                bool got = false;
+                bool got = false, got_type = false;
                 d->lx.p++;
                 if ((r = enter(d)) < 0)
                         goto out_free;
@@ -918,7 +923,8 @@ out_scanned:
                                 if ((r = dec_message_value(d, sub)) < 0)
                                         goto out_free;
                                 path_pop(d, old);
-                        } else if (kn == 5 && memcmp(k, "@type", 5) == 0) {
+                        } else if (kn == 5 && memcmp(k, "@type", 5) == 0 && !got_type) {
+                                got_type = true;
                                 if ((r = rpc_jlex_skip(&d->lx, &d->scratch, 1)) < 0)
                                         goto out_lex;
                         } else {

@@ -525,6 +525,19 @@ Test(codec_json, status_with_any_details)
                   "{\"details\":[{\"@type\":\"type.googleapis.com/hostagent.v1.GetSandboxRequest\",\"zzz\":1}]}",
                   "unknown field \"zzz\" in hostagent.v1.GetSandboxRequest");
 
+        dec_fails(&google__rpc__status__descriptor,
+                  "{\"details\":[{\"@type\":\"type.googleapis.com/hostagent.v1.GetSandboxRequest\",\"@type\":\"x/y\"}]}",
+                  "\"@type\" appears twice in google.protobuf.Any");
+        dec_fails(&google__rpc__status__descriptor,
+                  "{\"details\":[{\"sandboxId\":\"a\",\"@type\":\"type.googleapis.com/hostagent.v1.GetSandboxRequest\",\"@type\":\"x/y\"}]}",
+                  "\"@type\" appears twice in google.protobuf.Any");
+        dec_fails(&google__rpc__status__descriptor,
+                  "{\"details\":[{\"@type\":\"type.googleapis.com/google.protobuf.Duration\",\"value\":\"1s\",\"@type\":\"x/y\"}]}",
+                  "unexpected key \"@type\" in google.protobuf.Any of google.protobuf.Duration");
+        dec_fails(&google__rpc__status__descriptor,
+                  "{\"details\":[{\"@type\":\"type.googleapis.com/google.protobuf.Duration\",\"value\":\"1\"}]}",
+                  "field \"details[0].value\": invalid Duration \"1\"");
+
         /* An Any naming a type outside the set cannot be encoded. */
         a1.type_url = "type.googleapis.com/x.Nope";
         struct ha_buf b;
