@@ -36,16 +36,11 @@ static void out_printf(struct out *o, const char *fmt, ...)
         o->len += (size_t)n;
 }
 
-int net_egress_rules(const struct net_egress *eg, char *buf, size_t size,
-                     struct ha_err *err)
+int net_egress_validate(const struct net_egress *eg, struct ha_err *err)
 {
-        struct out o = { .buf = buf, .size = size };
         enum net_egress_mode mode = eg ? eg->mode : NET_EGRESS_ALLOW_ALL;
         char cidr[32];
 
-        if (size == 0)
-                return -ENOSPC;
-        buf[0] = '\0';
         if (mode > NET_EGRESS_DENY_LIST)
                 return ha_err_set(err, -EINVAL, "egress: unknown mode %d", (int)mode);
         if (eg && eg->n_cidrs > NET_EGRESS_CIDRS_MAX)
@@ -63,6 +58,23 @@ int net_egress_rules(const struct net_egress *eg, char *buf, size_t size,
                                                   "egress: CIDR %zu is not canonical", i);
                 }
         }
+        return 0;
+}
+
+int net_egress_rules(const struct net_egress *eg, char *buf, size_t size,
+                     struct ha_err *err)
+{
+        struct out o = { .buf = buf, .size = size };
+        enum net_egress_mode mode = eg ? eg->mode : NET_EGRESS_ALLOW_ALL;
+        char cidr[32];
+        int r;
+
+        if (size == 0)
+                return -ENOSPC;
+        buf[0] = '\0';
+        r = net_egress_validate(eg, err);
+        if (r < 0)
+                return r;
 
         out_printf(&o, "add table inet egress\ndelete table inet egress\n");
         if (mode == NET_EGRESS_ALLOW_ALL)

@@ -34,6 +34,10 @@ struct net_egress {
         size_t                 n_cidrs; /* <= NET_EGRESS_CIDRS_MAX */
 };
 
+/* Checks |eg| (NULL is allow-all, valid) without producing text.
+ * Returns 0 or -EINVAL with |err| saying what is wrong. */
+int net_egress_validate(const struct net_egress *eg, struct ha_err *err);
+
 /* Writes the nft text that replaces the namespace's egress table with
  * |eg| (NULL = allow all, which removes the table). Returns 0, -EINVAL
  * (unknown mode, too many or non-canonical CIDRs; |err| says which) or

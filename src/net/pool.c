@@ -273,8 +273,12 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
         bool custom = eg && eg->mode != NET_EGRESS_ALLOW_ALL, reset = false;
         struct net_slot_info info;
         uint32_t s;
-        int r = 0;
+        int r;
 
+        /* A bad policy must not cost a slot build or scrub. */
+        r = net_egress_validate(eg, err);
+        if (r < 0)
+                return r;
         pthread_mutex_lock(&p->lock);
         if (p->n_ready > 0) {
                 s = p->ready_stk[--p->n_ready];
