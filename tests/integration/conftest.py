@@ -36,12 +36,23 @@ def certs(tmp_path_factory):
 def stubs(tmp_path_factory):
     """Python modules for the project's protos (grpc_tools from Debian)."""
     d = str(tmp_path_factory.mktemp("stubs"))
-    protos = ["hostagent/v1/hostagent.proto", "hostagent/test/v1/test.proto",
-              "grpc/health/v1/health.proto", "grpc/reflection/v1/reflection.proto",
-              "grpc/reflection/v1alpha/reflection.proto", "google/rpc/status.proto"]
+    protos = ["hostagent/v1/hostagent.proto", "hostagent/test/v1/test.proto", "google/rpc/status.proto"]
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(TOP, "proto"),
                     "-I/usr/include", "--python_out=" + d, "--grpc_python_out=" + d] + protos,
                    check=True)
+    # grpc/health and grpc/reflection would be shadowed by the grpc package
+    # itself: compile them under "vendored/" (module path only; the proto
+    # packages, and so the wire names, are unchanged).
+    src = os.path.join(d, "src", "vendored")
+    os.makedirs(src)
+    for rel, name in (("grpc/health/v1/health.proto", "health_v1.proto"),
+                      ("grpc/reflection/v1/reflection.proto", "reflection_v1.proto"),
+                      ("grpc/reflection/v1alpha/reflection.proto", "reflection_v1alpha.proto")):
+        with open(os.path.join(TOP, "proto", rel)) as f, open(os.path.join(src, name), "w") as g:
+            g.write(f.read())
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(d, "src"),
+                    "--python_out=" + d, "--grpc_python_out=" + d, "vendored/health_v1.proto",
+                    "vendored/reflection_v1.proto", "vendored/reflection_v1alpha.proto"], check=True)
     sys.path.insert(0, d)
     return d
 
@@ -112,7 +123,8 @@ def start_agent(certs, workdir, extra=(), binary_name="hostagent-testd", tls=Tru
         return agent
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        m = re.search(r"event=agent\.ready .*tls_port=(\d+) h2c_port=(\d+)", agent.log())
+        m = re.search(r'event=agent\.ready .*tls_port=(\d+) h2c_port=(\d+)', agent.log()) or \
+            re.search(r'"event":"agent\.ready".*"tls_port":"(\d+)","h2c_port":"(\d+)"', agent.log())
         if m:
             agent.tls_port, agent.h2c_port = int(m.group(1)), int(m.group(2))
             return agent
