@@ -442,6 +442,24 @@ Test(net_slot, real_slot_inspected_and_guest_reachable_both_ways)
         close(fd);
         close(l);
 
+        /* Sandboxes cannot reach each other: slot 2's namespace answers the
+         * host (connection refused: nothing listens) but not slot 1's guest
+         * (the host's forward guard drops it: timeout). */
+        int s2 = net_pool_acquire(v.pool, NULL, NULL, &e);
+        struct net_slot_addr a2;
+        cr_assert_eq(s2, 2, "%d %s", s2, e.msg);
+        cr_assert_eq(net_slot_addr_make(&v.c, 2, &a2), 0);
+        l = ns_socket(NULL, 0);         /* no listener is needed: refused */
+        fd = ns_socket(NULL, 0);
+        cr_assert_eq(try_connect(fd, a2.veth_ns_ip, 9, l, 3000), -ECONNREFUSED);
+        close(fd);
+        fd = ns_socket(v.gpath, 0);
+        cr_assert_eq(try_connect(fd, a2.veth_ns_ip, 9, l, 700), -ETIMEDOUT,
+                     "guest of slot 1 reached slot 2");
+        close(fd);
+        close(l);
+        cr_assert_eq(net_pool_release(v.pool, 2), 0);
+
         /* Conntrack state exists for the sandbox address, on the host and in
          * the namespace (its NAT). A scrub clears both and the egress table. */
         cr_assert_eq(net_pool_egress_set(v.pool, v.info.slot, &deny, &e), 0, "%s", e.msg);
