@@ -312,12 +312,12 @@ static void rollback_create(sbx_mgr *m, struct sbx *s, struct sbx_resources *res
         set_res(s, res);
         if (r < 0) {
                 ha_log_error("sbx.create.cleanup_failed", "sbx=%s error=\"%s\"", s->id, e.msg);
+                sbx_admit_release(m, s);
                 pthread_mutex_lock(&s->lock);
                 snprintf(s->failure, sizeof s->failure, "create failed; cleanup failed: %.200s", e.msg);
                 s->expires_at_ms = sbx_now(m) + SBX_CLEANUP_RETRY_MS;
                 sbx_reaper_arm(m, s, s->expires_at_ms);
                 pthread_mutex_unlock(&s->lock);
-                sbx_admit_release(m, s);
                 sbx_persist(m, s);
                 end_op(m, s);
                 return;
@@ -515,13 +515,13 @@ int sbx_destroy_obj(sbx_mgr *m, struct sbx *s, enum sbx_destroy_why why,
         set_res(s, &res);
         if (r < 0) {
                 ha_log_error("sbx.destroy_failed", "sbx=%s error=%d msg=\"%s\"", s->id, r, e.msg);
+                sbx_admit_release(m, s);
                 pthread_mutex_lock(&s->lock);
                 s->state = SBX_STATE_FAILED;
                 snprintf(s->failure, sizeof s->failure, "destroy failed: %.200s", e.msg);
                 s->expires_at_ms = sbx_now(m) + SBX_CLEANUP_RETRY_MS;
                 sbx_reaper_arm(m, s, s->expires_at_ms);
                 pthread_mutex_unlock(&s->lock);
-                sbx_admit_release(m, s);
                 publish(m, s, SBX_EVENT_FAILED, e.msg, NULL);
                 end_op(m, s);
                 copy_err(err, &e);
@@ -769,6 +769,7 @@ void sbx_fail_obj(sbx_mgr *m, struct sbx *s)
         pthread_mutex_unlock(&s->lock);
 
         int r = sbx_release_resources(m, &res, &e);
+        sbx_admit_release(m, s);   /* before FAILED shows: whoever sees it may create */
         pthread_mutex_lock(&s->lock);
         s->res = res;
         s->state = SBX_STATE_FAILED;
@@ -783,7 +784,6 @@ void sbx_fail_obj(sbx_mgr *m, struct sbx *s)
         char failure[SBX_FAILURE_MAX];
         snprintf(failure, sizeof failure, "%s", s->failure);
         pthread_mutex_unlock(&s->lock);
-        sbx_admit_release(m, s);
         ha_log_warn("sbx.failed", "sbx=%s failure=\"%s\"", s->id, failure);
         publish(m, s, SBX_EVENT_FAILED, failure, NULL);
         end_op(m, s);

@@ -234,10 +234,10 @@ Test(sbx_reaper, failed_sandboxes_expire_too)
         fix_init(&x, false);
         fix_open(&x);
         create_ttl(&x, "f", 10);
-        fake_kill_vmm(x.f, "f", true);
-        cr_assert(wait_state(&x, "f", SBX_STATE_FAILED, 2000));
         sbx_watch *w;
         cr_assert_eq(sbx_watch_new(x.m, NULL, &w, NULL), 0);
+        fake_kill_vmm(x.f, "f", true);
+        expect_event(w, SBX_EVENT_FAILED, "f", 2000);
         fix_advance(&x, 10000);
         expect_expiry(w, "f");
         sbx_watch_free(w);

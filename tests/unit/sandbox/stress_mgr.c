@@ -1,0 +1,372 @@
+/*
+ * stress_mgr.c - the manager's concurrency scenarios as a plain program (no
+ * Criterion), so it also runs under ThreadSanitizer: Criterion cannot start
+ * under TSan (Snaipe/Criterion#274). Registered with ctest as
+ * sandbox/stress_mgr; exits 0 when every check holds.
+ *
+ *  A. 64 clients create, pause/resume (half with snapshots), set timeouts and
+ *     destroy 1,000 sandboxes while readers list and a watcher consumes
+ *     events: no error, every event delivered, nothing left over.
+ *  B. Chaos: 16 clients create and destroy 8 shared ids while a thread kills
+ *     VMMs (reported like a real exit watcher) and another advances a fake
+ *     clock so the reaper expires sandboxes: only documented errors, and at
+ *     the end nothing is half there.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "fake_backend.h"
+#include "sandbox/sbx.h"
+
+#define CLIENTS 64
+#define SANDBOXES 1000
+
+static int failures;
+
+#define CHECK(cond, ...)                                                    \
+        do {                                                                \
+                if (!(cond)) {                                              \
+                        fprintf(stderr, "stress_mgr:%d: check failed: ", __LINE__); \
+                        fprintf(stderr, __VA_ARGS__);                       \
+                        fprintf(stderr, "\n");                              \
+                        failures++;                                         \
+                }                                                           \
+        } while (0)
+
+struct env {
+        struct fake *f;
+        struct sbx_backend be;
+        struct sbx_config cfg;
+        sbx_mgr *m;
+        char dir[128];
+        _Atomic int64_t now;
+        atomic_bool stop;
+};
+
+static int64_t env_clock(void *ctx)
+{
+        struct env *v = ctx;
+        return atomic_load(&v->now);
+}
+
+static int env_open(struct env *v)
+{
+        memset(v, 0, sizeof *v);
+        snprintf(v->dir, sizeof v->dir, "/tmp/ha-sbx-stress-%d-XXXXXX", (int)getpid());
+        if (!mkdtemp(v->dir) || !(v->f = fake_new(false)))
+                return -1;
+        fake_backend(v->f, &v->be);
+        sbx_config_init(&v->cfg);
+        v->cfg.state_dir = v->dir;
+        v->cfg.host_vcpus = 4096;
+        v->cfg.host_memory_mib = 1u << 24;
+        v->cfg.max_sandboxes = 4096;
+        v->cfg.watch_queue_len = 16384;
+        v->cfg.clock = env_clock;
+        v->cfg.clock_ctx = v;
+        atomic_store(&v->now, 1700000000000LL);
+        struct ha_err e = { { 0 } };
+        if (sbx_mgr_new(&v->cfg, &v->be, &v->m, &e) < 0 || sbx_mgr_recover(v->m, &e) < 0) {
+                fprintf(stderr, "open: %s\n", e.msg);
+                return -1;
+        }
+        v->f->mgr = v->m;
+        return 0;
+}
+
+static void env_close(struct env *v)
+{
+        static const char *const names[] = { "state.db", "state.db-wal", "state.db-shm", "lock" };
+        char p[256];
+        sbx_mgr_free(v->m);
+        for (size_t i = 0; i < 4; i++) {
+                snprintf(p, sizeof p, "%s/%s", v->dir, names[i]);
+                unlink(p);
+        }
+        rmdir(v->dir);
+        fake_free(v->f);
+}
+
+static bool leftovers(struct env *v)
+{
+        int n, r, m;
+        fake_live(v->f, &n, &r, &m);
+        CHECK(n == 0 && r == 0 && m == 0, "left over: %d slots, %d clones, %d vmms", n, r, m);
+        CHECK(fake_violations(v->f) == 0, "%ld double releases / out-of-order calls",
+              fake_violations(v->f));
+        return n || r || m;
+}
+
+/* --- A --- */
+
+struct client {
+        struct env *v;
+        int idx;
+        int errors;
+        char last[HA_ERR_MSG_MAX + 16];
+};
+
+static void note(struct client *c, int r, const struct ha_err *e)
+{
+        if (r) {
+                c->errors++;
+                snprintf(c->last, sizeof c->last, "%d %s", r, e->msg);
+        }
+}
+
+static void *client_a(void *p)
+{
+        struct client *c = p;
+        sbx_mgr *m = c->v->m;
+        struct ha_err e = { { 0 } };
+        struct sbx_record rec;
+        for (int n = c->idx; n < SANDBOXES; n += CLIENTS) {
+                char id[16];
+                snprintf(id, sizeof id, "a-%04d", n);
+                struct sbx_spec s = { .id = id, .image = "base" };
+                int r = sbx_mgr_create(m, &s, NULL, &rec, &e);
+                note(c, r, &e);
+                if (r == 0)
+                        sbx_record_done(&rec);
+                if (n % 3 == 0) {
+                        r = sbx_mgr_pause(m, id, n % 2 == 0, NULL, &rec, &e);
+                        note(c, r, &e);
+                        if (r == 0)
+                                sbx_record_done(&rec);
+                        r = sbx_mgr_resume(m, id, 0, NULL, &rec, &e);
+                        note(c, r, &e);
+                        if (r == 0)
+                                sbx_record_done(&rec);
+                }
+                if (n % 5 == 0) {
+                        r = sbx_mgr_set_timeout(m, id, 60, NULL, &rec, &e);
+                        note(c, r, &e);
+                        if (r == 0)
+                                sbx_record_done(&rec);
+                }
+                note(c, sbx_mgr_destroy(m, id, NULL, &e), &e);
+        }
+        return NULL;
+}
+
+static void *reader(void *p)
+{
+        struct env *v = p;
+        while (!atomic_load(&v->stop)) {
+                struct sbx_record *recs;
+                size_t n;
+                if (sbx_mgr_list(v->m, NULL, &recs, &n) == 0)
+                        sbx_records_free(recs, n);
+                struct sbx_host_info hi;
+                sbx_mgr_host_info(v->m, &hi);
+                usleep(500);
+        }
+        return NULL;
+}
+
+struct watcher {
+        sbx_watch *w;
+        long events;
+        int end;
+};
+
+static void *watcher(void *p)
+{
+        struct watcher *wt = p;
+        struct sbx_event ev;
+        for (;;) {
+                int r = sbx_watch_next(wt->w, ha_now_ms() + 100, &ev);
+                if (r == 0) {
+                        wt->events++;
+                        sbx_event_done(&ev);
+                } else if (r != -ETIMEDOUT) {
+                        wt->end = r;
+                        return NULL;
+                }
+        }
+}
+
+static void scenario_a(void)
+{
+        struct env v;
+        if (env_open(&v) < 0) {
+                CHECK(0, "env_open");
+                return;
+        }
+        struct watcher wt = { 0 };
+        CHECK(sbx_watch_new(v.m, NULL, &wt.w, NULL) == 0, "watch");
+        pthread_t wth, rth[2], th[CLIENTS];
+        pthread_create(&wth, NULL, watcher, &wt);
+        for (int i = 0; i < 2; i++)
+                pthread_create(&rth[i], NULL, reader, &v);
+        static struct client c[CLIENTS];
+        uint64_t t0 = ha_now_ms();
+        for (int i = 0; i < CLIENTS; i++) {
+                c[i] = (struct client){ .v = &v, .idx = i };
+                pthread_create(&th[i], NULL, client_a, &c[i]);
+        }
+        for (int i = 0; i < CLIENTS; i++) {
+                pthread_join(th[i], NULL);
+                CHECK(c[i].errors == 0, "client %d: %d errors, last %s", i, c[i].errors, c[i].last);
+        }
+        uint64_t took = ha_now_ms() - t0;
+        atomic_store(&v.stop, true);
+        for (int i = 0; i < 2; i++)
+                pthread_join(rth[i], NULL);
+        sbx_mgr_drain(v.m);
+        pthread_join(wth, NULL);
+        long want = SANDBOXES * 3L + 2L * ((SANDBOXES + 2) / 3);
+        CHECK(wt.end == -ESHUTDOWN, "watcher ended with %d", wt.end);
+        CHECK(wt.events == want, "%ld events, want %ld", wt.events, want);
+        sbx_watch_free(wt.w);
+        leftovers(&v);
+        CHECK(v.f->vmm_started == SANDBOXES, "%ld vmm starts", v.f->vmm_started);
+        struct sbx_host_info hi;
+        sbx_mgr_host_info(v.m, &hi);
+        CHECK(hi.usage.sandboxes == 0 && hi.usage.vcpus == 0 && hi.usage.memory_mib == 0,
+              "usage not back to zero");
+        printf("A: %d clients, %d sandboxes, %ld events in %llu ms\n", CLIENTS, SANDBOXES,
+               wt.events, (unsigned long long)took);
+        env_close(&v);
+}
+
+/* --- B --- */
+
+static void *chaos_client(void *p)
+{
+        struct client *c = p;
+        sbx_mgr *m = c->v->m;
+        struct sbx_record rec;
+        for (int n = 0; n < 150; n++) {
+                char id[8];
+                snprintf(id, sizeof id, "b%d", (c->idx * 7 + n) % 8);
+                struct ha_err e = { { 0 } };
+                int r;
+                switch ((c->idx + n) % 4) {
+                case 0:
+                case 1: {
+                        struct sbx_spec s = { .id = id, .image = "base", .timeout_s = 5 };
+                        r = sbx_mgr_create(m, &s, NULL, &rec, &e);
+                        if (r == 0)
+                                sbx_record_done(&rec);
+                        /* destroyed or its VMM killed while creating */
+                        /* destroyed while creating, or its VMM killed
+                         * mid-create (the fake answers a dead VMM with
+                         * -ECONNREFUSED / -ECONNRESET) */
+                        if (r != 0 && r != -ECANCELED && r != -EIO && r != -ECONNREFUSED &&
+                            r != -ECONNRESET)
+                                note(c, r, &e);
+                        break;
+                }
+                case 2:
+                        r = sbx_mgr_pause(m, id, n % 2, NULL, &rec, &e);
+                        if (r == 0)
+                                sbx_record_done(&rec);
+                        /* -EPROTO: the fake refuses to pause a killed VMM */
+                        if (r == 0 || r == -ENOENT || r == -EBADFD || r == -EPROTO)
+                                break;
+                        note(c, r, &e);
+                        break;
+                default:
+                        r = sbx_mgr_destroy(m, id, NULL, &e);
+                        if (r != 0 && r != -ENOENT)
+                                note(c, r, &e);
+                }
+                if (n % 10 == 0) {
+                        r = sbx_mgr_resume(m, id, 0, NULL, &rec, &e);
+                        if (r == 0)
+                                sbx_record_done(&rec);
+                        else if (r != -ENOENT && r != -EBADFD && r != -EPROTO)
+                                note(c, r, &e);
+                }
+        }
+        return NULL;
+}
+
+static void *killer(void *p)
+{
+        struct env *v = p;
+        unsigned n = 0;
+        while (!atomic_load(&v->stop)) {
+                char id[8];
+                snprintf(id, sizeof id, "b%u", n++ % 8);
+                fake_kill_vmm(v->f, id, true);
+                usleep(3000);
+        }
+        return NULL;
+}
+
+static void *ticker(void *p)
+{
+        struct env *v = p;
+        while (!atomic_load(&v->stop)) {
+                atomic_fetch_add(&v->now, 1000);
+                sbx_mgr_clock_changed(v->m);
+                usleep(1000);
+        }
+        return NULL;
+}
+
+static void scenario_b(void)
+{
+        struct env v;
+        if (env_open(&v) < 0) {
+                CHECK(0, "env_open");
+                return;
+        }
+        fake_delay(v.f, FAKE_VMM_WAIT_READY, 2);
+        struct watcher wt = { 0 };
+        CHECK(sbx_watch_new(v.m, NULL, &wt.w, NULL) == 0, "watch");
+        pthread_t wth, kth, tth, th[16];
+        pthread_create(&wth, NULL, watcher, &wt);
+        pthread_create(&kth, NULL, killer, &v);
+        pthread_create(&tth, NULL, ticker, &v);
+        static struct client c[16];
+        for (int i = 0; i < 16; i++) {
+                c[i] = (struct client){ .v = &v, .idx = i };
+                pthread_create(&th[i], NULL, chaos_client, &c[i]);
+        }
+        for (int i = 0; i < 16; i++) {
+                pthread_join(th[i], NULL);
+                CHECK(c[i].errors == 0, "chaos client %d: %d errors, last %s", i, c[i].errors,
+                      c[i].last);
+        }
+        atomic_store(&v.stop, true);
+        pthread_join(kth, NULL);
+        pthread_join(tth, NULL);
+        for (int i = 0; i < 8; i++) {
+                char id[8];
+                snprintf(id, sizeof id, "b%d", i);
+                struct ha_err e = { { 0 } };
+                int r = sbx_mgr_destroy(v.m, id, NULL, &e);
+                CHECK(r == 0 || r == -ENOENT, "final destroy %s: %d %s", id, r, e.msg);
+        }
+        sbx_mgr_drain(v.m);
+        pthread_join(wth, NULL);
+        sbx_watch_free(wt.w);
+        leftovers(&v);
+        printf("B: chaos done, %ld events, %ld vmm starts, %ld kills observed\n", wt.events,
+               v.f->vmm_started, fake_calls(v.f, FAKE_VMM_STOP));
+        env_close(&v);
+}
+
+int main(void)
+{
+        ha_log_setup(HA_LOG_ERROR, HA_LOG_TEXT, 2);
+        scenario_a();
+        scenario_b();
+        if (failures) {
+                fprintf(stderr, "stress_mgr: %d checks failed\n", failures);
+                return 1;
+        }
+        printf("stress_mgr: ok\n");
+        return 0;
+}
