@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -87,6 +88,27 @@ def test_vsock_handshake_reaches_the_guest_listener(vm):
     assert s.recv(100) == b""
 
 
+def test_guest_initiated_vsock_reaches_uds_path_port(vm):
+    image = make_image(vm.dir)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(vm.vsock_path + "_6000")      # Firecracker's guest->host convention
+    listener.listen(1)
+    listener.settimeout(10)
+    vm.configure(image)
+    vm.start()
+    conn, _ = listener.accept()
+    conn.settimeout(5)
+    line = b""
+    while not line.endswith(b"\n"):
+        line += conn.recv(1)
+    assert line.startswith(b"ready ")
+    conn.sendall(b"from the host")
+    assert conn.recv(100) == b"from the host"
+    conn.close()
+    listener.close()
+    os.unlink(vm.vsock_path + "_6000")
+
+
 def test_vsock_many_concurrent_connections(vm):
     booted(vm)
     pid = vm.guest_pid()
@@ -115,12 +137,20 @@ def test_vsock_many_concurrent_connections(vm):
         except Exception as e:  # noqa: BLE001 - collected and asserted below
             errors.append(repr(e))
 
+    time.sleep(0.2)     # let the guest's own dial at boot finish
+    fds_before = len(os.listdir(f"/proc/{vm.proc.pid}/fd"))
+    threads_before = len(os.listdir(f"/proc/{vm.proc.pid}/task"))
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(32)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
     assert errors == []
+    # Every connection's sockets and threads are gone afterwards.
+    assert wait_until(lambda: len(os.listdir(f"/proc/{vm.proc.pid}/fd")) <= fds_before), \
+        (fds_before, os.listdir(f"/proc/{vm.proc.pid}/fd"))
+    assert wait_until(lambda: len(os.listdir(f"/proc/{vm.proc.pid}/task")) <= threads_before), \
+        (threads_before, os.listdir(f"/proc/{vm.proc.pid}/task"))
 
 
 def test_pause_freezes_the_guest_and_resume_thaws_it(vm):
@@ -203,6 +233,25 @@ def test_bad_image_fails_instance_start_and_leaves_nothing(vm):
     assert cgroup_dirs(vm.cgroup_name()) == []
     with open(f"/proc/{vm.proc.pid}/task/{vm.proc.pid}/children") as f:
         assert f.read().strip() == ""
+    # The instance is still fresh: fix the drive and boot for real.
+    good = make_image(vm.dir)
+    vm.ok("PUT", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": good,
+                                    "is_root_device": True, "is_read_only": False})
+    vm.start()
+    pid = vm.guest_pid()
+    assert wait_until(lambda: os.path.exists(f"/proc/{pid}/root/.vsock/5000"))
+    s, line = vsock_connect(vm.vsock_path, 5000)
+    assert line.startswith("OK ")
+    s.close()
+
+
+def test_image_without_init_is_refused(vm):
+    image = make_image(vm.dir)
+    subprocess.run(["debugfs", "-w", "-R", "rm /sbin/init", image], check=True,
+                   capture_output=True)
+    vm.configure(image)
+    assert vm.fault("PUT", "/actions", {"action_type": "InstanceStart"}).endswith("has no /sbin/init")
+    assert wait_until(lambda: not loop_devices_for(image))
 
 
 def test_read_only_root(vm):

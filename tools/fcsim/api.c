@@ -44,8 +44,7 @@ void fcsim_vm_init(struct fcsim_vm *vm, const char *id)
 static void stop_guest(struct fcsim_vm *vm)
 {
         /* Connections and frames first: their threads touch the guest. */
-        if (vm->vsock)
-                fcsim_vsock_reset(vm->vsock);
+        fcsim_vsock_stop(vm->vsock);
         fcsim_relay_stop(vm->relay);
         vm->relay = NULL;
         if (vm->guest_up)
@@ -71,8 +70,7 @@ void fcsim_vm_guest_exited(struct fcsim_vm *vm)
 {
         if (!vm->guest_up)
                 return;
-        if (vm->vsock)
-                fcsim_vsock_reset(vm->vsock);
+        fcsim_vsock_stop(vm->vsock);
         fcsim_relay_stop(vm->relay);
         vm->relay = NULL;
         int status = fcsim_guest_reap(&vm->guest);

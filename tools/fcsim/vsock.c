@@ -32,17 +32,22 @@
 /* The request line is short; anything longer is not a request. */
 #define VSOCK_REQ_MAX 64
 
+/* A connection is initiated on one side (the accepted socket) and dialed
+ * on the other after the request line names the port. */
 struct conn {
         struct conn *next, *prev;       /* guarded_by: v->lock */
         struct fcsim_vsock *v;          /* immutable */
-        int host_fd;                    /* immutable */
-        int guest_fd;                   /* guarded_by: v->lock; -1 until connected */
+        bool from_guest;                /* immutable: accepted on the guest listener */
+        int accepted_fd;                /* immutable */
+        int dialed_fd;                  /* guarded_by: v->lock; -1 until connected */
         int refs;                       /* guarded_by: v->lock */
 };
 
 struct fcsim_vsock {
-        int listen_fd;
+        int listen_fd;                  /* uds_path */
+        int guest_listen_fd;            /* <guest dir>/host, -1 until start */
         int evfd;
+        char uds_path[sizeof(((struct sockaddr_un *)0)->sun_path)];     /* immutable */
         char guest_dir[256];            /* immutable after start */
         pthread_t acceptor;
         bool started;                   /* main thread only */
@@ -92,17 +97,17 @@ static void conn_unref(struct conn *c)
         v->n_conns--;
         pthread_cond_broadcast(&v->idle);
         pthread_mutex_unlock(&v->lock);
-        close(c->host_fd);
-        if (c->guest_fd >= 0)
-                close(c->guest_fd);
+        close(c->accepted_fd);
+        if (c->dialed_fd >= 0)
+                close(c->dialed_fd);
         free(c);
 }
 
 static void conn_kill_locked(struct conn *c)
 {
-        shutdown(c->host_fd, SHUT_RDWR);
-        if (c->guest_fd >= 0)
-                shutdown(c->guest_fd, SHUT_RDWR);
+        shutdown(c->accepted_fd, SHUT_RDWR);
+        if (c->dialed_fd >= 0)
+                shutdown(c->dialed_fd, SHUT_RDWR);
 }
 
 static bool write_all(int fd, const char *p, size_t n)
@@ -143,10 +148,10 @@ static void copy_stream(struct conn *c, int from, int to)
         free(buf);
 }
 
-static void *guest_to_host_main(void *arg)
+static void *dialed_to_accepted_main(void *arg)
 {
         struct conn *c = arg;
-        copy_stream(c, c->guest_fd, c->host_fd);
+        copy_stream(c, c->dialed_fd, c->accepted_fd);
         conn_unref(c);
         return NULL;
 }
@@ -163,12 +168,15 @@ static int spawn(void *(*fn)(void *), struct conn *c)
         return r;
 }
 
-static int connect_guest(struct fcsim_vsock *v, unsigned port)
+/* Host -> guest: <guest dir>/<port>. Guest -> host: <uds_path>_<port>,
+ * where Firecracker expects the host to listen. */
+static int dial(struct fcsim_vsock *v, bool to_host, unsigned port)
 {
         struct sockaddr_un sa;
         memset(&sa, 0, sizeof sa);
         sa.sun_family = AF_UNIX;
-        int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%u", v->guest_dir, port);
+        int n = to_host ? snprintf(sa.sun_path, sizeof sa.sun_path, "%s_%u", v->uds_path, port)
+                        : snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%u", v->guest_dir, port);
         if (n < 0 || (size_t)n >= sizeof sa.sun_path)
                 return -ENAMETOOLONG;
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -182,36 +190,39 @@ static int connect_guest(struct fcsim_vsock *v, unsigned port)
         return fd;
 }
 
-/* Handshake, then the host -> guest direction. */
-static void *host_to_guest_main(void *arg)
+/* Handshake, then the accepted -> dialed direction. */
+static void *accepted_to_dialed_main(void *arg)
 {
         struct conn *c = arg;
         struct fcsim_vsock *v = c->v;
+        const char *side = c->from_guest ? "guest" : "host";
         char req[VSOCK_REQ_MAX];
         unsigned port = 0;
 
-        struct pollfd pfd = { .fd = c->host_fd, .events = POLLIN };
+        struct pollfd pfd = { .fd = c->accepted_fd, .events = POLLIN };
         if (poll(&pfd, 1, FCSIM_VSOCK_CONNECT_TIMEOUT_MS) <= 0)
                 goto out_unref;
         /* One read, as Firecracker's muxer does: a request split across
          * writes is not a request. */
-        ssize_t got = recv(c->host_fd, req, sizeof req, MSG_DONTWAIT);
+        ssize_t got = recv(c->accepted_fd, req, sizeof req, MSG_DONTWAIT);
         if (got <= 0)
                 goto out_unref;
         int used = fcsim_vsock_parse_connect(req, (size_t)got, &port);
         if (used < 0) {
-                ha_log_info("fcsim.vsock.bad_request", "bytes=%zd", got);
+                ha_log_info("fcsim.vsock.bad_request", "from=%s bytes=%zd", side, got);
                 goto out_unref;
         }
-        int gfd = connect_guest(v, port);
-        if (gfd < 0) {
-                ha_log_info("fcsim.vsock.refused", "port=%u err=%d", port, -gfd);
+        int dfd = dial(v, c->from_guest, port);
+        if (dfd < 0) {
+                ha_log_info("fcsim.vsock.refused", "from=%s port=%u err=%d", side, port, -dfd);
                 goto out_unref;
         }
         pthread_mutex_lock(&v->lock);
-        c->guest_fd = gfd;
+        c->dialed_fd = dfd;
         bool stopping = v->stopping;
-        uint32_t host_port = v->next_host_port++;
+        /* The host learns its (virtual) local port; the guest learns the
+         * port it reached, as a connected AF_VSOCK socket would tell it. */
+        uint32_t reply_port = c->from_guest ? port : v->next_host_port++;
         if (!stopping)
                 c->refs++;      /* for the guest -> host thread */
         pthread_mutex_unlock(&v->lock);
@@ -219,91 +230,116 @@ static void *host_to_guest_main(void *arg)
                 goto out_unref;
 
         char ok[32];
-        int n = snprintf(ok, sizeof ok, "OK %u\n", host_port);
-        if (!write_all(c->host_fd, ok, (size_t)n) ||
-            !write_all(gfd, req + used, (size_t)(got - used)) || spawn(guest_to_host_main, c) < 0) {
+        int n = snprintf(ok, sizeof ok, "OK %u\n", reply_port);
+        if (!write_all(c->accepted_fd, ok, (size_t)n) ||
+            !write_all(dfd, req + used, (size_t)(got - used)) ||
+            spawn(dialed_to_accepted_main, c) < 0) {
                 pthread_mutex_lock(&v->lock);
                 conn_kill_locked(c);
                 pthread_mutex_unlock(&v->lock);
                 conn_unref(c);  /* the reference meant for the other thread */
                 goto out_unref;
         }
-        ha_log_debug("fcsim.vsock.connected", "port=%u host_port=%u", port, host_port);
-        copy_stream(c, c->host_fd, gfd);
+        ha_log_debug("fcsim.vsock.connected", "from=%s port=%u reply_port=%u", side, port,
+                     reply_port);
+        copy_stream(c, c->accepted_fd, dfd);
 out_unref:
         conn_unref(c);
         return NULL;
+}
+
+static void accept_one(struct fcsim_vsock *v, int listen_fd, bool from_guest)
+{
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+                return;
+        struct conn *c = calloc(1, sizeof *c);
+        pthread_mutex_lock(&v->lock);
+        if (!c || v->stopping || v->n_conns >= FCSIM_VSOCK_CONNS_MAX) {
+                pthread_mutex_unlock(&v->lock);
+                ha_log_warn("fcsim.vsock.rejected", "reason=%s", !c ? "no_memory" :
+                            v->stopping ? "stopping" : "connection_limit");
+                free(c);
+                close(fd);
+                return;
+        }
+        c->v = v;
+        c->from_guest = from_guest;
+        c->accepted_fd = fd;
+        c->dialed_fd = -1;
+        c->refs = 1;
+        c->next = v->conns;
+        if (v->conns)
+                v->conns->prev = c;
+        v->conns = c;
+        v->n_conns++;
+        pthread_mutex_unlock(&v->lock);
+        if (spawn(accepted_to_dialed_main, c) < 0)
+                conn_unref(c);
 }
 
 static void *acceptor_main(void *arg)
 {
         struct fcsim_vsock *v = arg;
         for (;;) {
-                struct pollfd pfd[2] = { { .fd = v->listen_fd, .events = POLLIN },
-                                         { .fd = v->evfd, .events = POLLIN } };
-                if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+                struct pollfd pfd[3] = { { .fd = v->evfd, .events = POLLIN },
+                                         { .fd = v->listen_fd, .events = POLLIN },
+                                         { .fd = v->guest_listen_fd, .events = POLLIN } };
+                if (poll(pfd, 3, -1) < 0 && errno != EINTR)
                         break;
                 pthread_mutex_lock(&v->lock);
                 bool stopping = v->stopping;
                 pthread_mutex_unlock(&v->lock);
                 if (stopping)
                         break;
-                if (!(pfd[0].revents & POLLIN))
-                        continue;
-                int fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                struct conn *c = calloc(1, sizeof *c);
-                pthread_mutex_lock(&v->lock);
-                if (!c || v->n_conns >= FCSIM_VSOCK_CONNS_MAX) {
-                        pthread_mutex_unlock(&v->lock);
-                        ha_log_warn("fcsim.vsock.rejected", "reason=%s",
-                                    c ? "connection_limit" : "no_memory");
-                        free(c);
-                        close(fd);
-                        continue;
-                }
-                c->v = v;
-                c->host_fd = fd;
-                c->guest_fd = -1;
-                c->refs = 1;
-                c->next = v->conns;
-                if (v->conns)
-                        v->conns->prev = c;
-                v->conns = c;
-                v->n_conns++;
-                pthread_mutex_unlock(&v->lock);
-                if (spawn(host_to_guest_main, c) < 0)
-                        conn_unref(c);
+                if (pfd[1].revents & POLLIN)
+                        accept_one(v, v->listen_fd, false);
+                if (pfd[2].revents & POLLIN)
+                        accept_one(v, v->guest_listen_fd, true);
         }
         return NULL;
+}
+
+static int bind_listen(const char *path, int *ret_fd)
+{
+        struct sockaddr_un sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sun_family = AF_UNIX;
+        size_t n = strlen(path);
+        if (n == 0 || n >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, n);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
 }
 
 int fcsim_vsock_open(const char *uds_path, struct fcsim_vsock **ret_vsock, struct ha_err *err)
 {
         int r;
-        struct sockaddr_un sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sun_family = AF_UNIX;
-        if (strlen(uds_path) >= sizeof sa.sun_path || uds_path[0] == '\0')
-                return ha_err_set(err, -ENAMETOOLONG,
-                                  "Error binding to the host-side Unix socket: path %s is longer "
-                                  "than %zu bytes or empty", uds_path, sizeof sa.sun_path - 1);
-        memcpy(sa.sun_path, uds_path, strlen(uds_path));
         struct fcsim_vsock *v = calloc(1, sizeof *v);
         if (!v)
                 return ha_err_set(err, -ENOMEM, "out of memory");
+        size_t n = strlen(uds_path);
+        if (n == 0 || n >= sizeof v->uds_path) {
+                free(v);
+                return ha_err_set(err, -ENAMETOOLONG,
+                                  "Error binding to the host-side Unix socket: path %s is longer "
+                                  "than %zu bytes or empty", uds_path, sizeof v->uds_path - 1);
+        }
+        memcpy(v->uds_path, uds_path, n + 1);
         v->next_host_port = FCSIM_VSOCK_HOST_PORT_BASE;
-        v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (v->listen_fd < 0) {
-                r = -errno;
+        v->guest_listen_fd = -1;
+        r = bind_listen(uds_path, &v->listen_fd);
+        if (r < 0)
                 goto out_free;
-        }
-        if (bind(v->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-            listen(v->listen_fd, 128) < 0) {
-                r = -errno;
-                goto out_close;
-        }
         v->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (v->evfd < 0) {
                 r = -errno;
@@ -323,12 +359,20 @@ out_free:
 
 int fcsim_vsock_start(struct fcsim_vsock *v, const char *guest_dir, struct ha_err *err)
 {
+        char path[sizeof v->guest_dir + 8];
         int n = snprintf(v->guest_dir, sizeof v->guest_dir, "%s", guest_dir);
         if (n < 0 || (size_t)n >= sizeof v->guest_dir)
                 return ha_err_set(err, -ENAMETOOLONG, "vsock guest directory path too long");
-        int r = -pthread_create(&v->acceptor, NULL, acceptor_main, v);
+        snprintf(path, sizeof path, "%s/" FCSIM_VSOCK_GUEST_HOST_NAME, guest_dir);
+        int r = bind_listen(path, &v->guest_listen_fd);
         if (r < 0)
+                return ha_err_set(err, r, "cannot listen on %s: %s", path, strerror(-r));
+        r = -pthread_create(&v->acceptor, NULL, acceptor_main, v);
+        if (r < 0) {
+                close(v->guest_listen_fd);
+                v->guest_listen_fd = -1;
                 return ha_err_set(err, r, "cannot start the vsock thread: %s", strerror(-r));
+        }
         v->started = true;
         return 0;
 }
@@ -341,9 +385,9 @@ void fcsim_vsock_reset(struct fcsim_vsock *v)
         pthread_mutex_unlock(&v->lock);
 }
 
-void fcsim_vsock_close(struct fcsim_vsock *v)
+void fcsim_vsock_stop(struct fcsim_vsock *v)
 {
-        if (!v)
+        if (!v || !v->started)
                 return;
         pthread_mutex_lock(&v->lock);
         v->stopping = true;
@@ -354,12 +398,26 @@ void fcsim_vsock_close(struct fcsim_vsock *v)
         if (write(v->evfd, &one, sizeof one) < 0) {
                 /* cannot fail: the counter is far from overflow */
         }
-        if (v->started)
-                pthread_join(v->acceptor, NULL);
+        pthread_join(v->acceptor, NULL);
         pthread_mutex_lock(&v->lock);
         while (v->n_conns > 0)
                 pthread_cond_wait(&v->idle, &v->lock);
+        v->stopping = false;
         pthread_mutex_unlock(&v->lock);
+        uint64_t drain;
+        if (read(v->evfd, &drain, sizeof drain) < 0) {
+                /* already empty */
+        }
+        close(v->guest_listen_fd);
+        v->guest_listen_fd = -1;
+        v->started = false;
+}
+
+void fcsim_vsock_close(struct fcsim_vsock *v)
+{
+        if (!v)
+                return;
+        fcsim_vsock_stop(v);
         pthread_cond_destroy(&v->idle);
         pthread_mutex_destroy(&v->lock);
         close(v->evfd);

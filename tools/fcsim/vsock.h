@@ -13,6 +13,12 @@
  * nothing within 2 s, or names a port nobody listens on is closed without
  * a reply, which is what a Firecracker client sees as "connection reset".
  *
+ * Guest -> host works the same way in reverse: the guest connects to the
+ * AF_UNIX socket "host" in its vsock directory (/.vsock/host), writes
+ * "CONNECT <port>\n" and gets "OK <port>\n" once fcsim reached the host
+ * listener at "<uds_path>_<port>" (Firecracker's convention for
+ * guest-initiated connections), or EOF when nobody listens there.
+ *
  * The listening socket is bound when the device is configured (PUT /vsock),
  * so a leftover file fails that call; fcsim never unlinks it (the driver
  * does), again as Firecracker.
@@ -33,6 +39,8 @@
 #define FCSIM_VSOCK_CONNECT_TIMEOUT_MS 2000
 /* First host port handed out in "OK <port>". */
 #define FCSIM_VSOCK_HOST_PORT_BASE (1u << 30)
+/* The guest-side socket for guest-initiated connections. */
+#define FCSIM_VSOCK_GUEST_HOST_NAME "host"
 
 struct fcsim_vsock;
 
@@ -40,8 +48,13 @@ struct fcsim_vsock;
  * Connections wait in the backlog until fcsim_vsock_start(). */
 int fcsim_vsock_open(const char *uds_path, struct fcsim_vsock **ret_vsock, struct ha_err *err);
 /* Starts serving connections towards |guest_dir| (a host path of the
- * guest's vsock directory). Returns 0 or -errno. */
+ * guest's vsock directory) and listening there on "host" for the guest's
+ * own connections. Returns 0 or -errno. */
 int fcsim_vsock_start(struct fcsim_vsock *v, const char *guest_dir, struct ha_err *err);
+/* Stops serving: drops every connection, joins the threads and closes the
+ * guest-side listener. The uds_path listener stays (connections queue in
+ * its backlog), so fcsim_vsock_start() may be called again. */
+void fcsim_vsock_stop(struct fcsim_vsock *v);
 /* Drops every open connection (Firecracker resets vsock on snapshot). */
 void fcsim_vsock_reset(struct fcsim_vsock *v);
 /* Stops all threads, closes every socket (the socket file is kept) and

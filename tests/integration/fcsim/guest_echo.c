@@ -5,7 +5,11 @@
  * A connection whose first line is "PID\n" gets the process id instead,
  * which shows the guest runs in its own PID namespace.
  *
- *   guest_echo <port>
+ * With a second argument it also dials the host once (guest-initiated
+ * vsock: "CONNECT <host_port>\n" on $HA_VSOCK_UNIX_DIR/host), says
+ * "ready <pid>\n" and echoes on that connection too.
+ *
+ *   guest_echo <port> [<host_port>]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,12 +43,39 @@ static void echo(int fd)
         }
 }
 
+static void dial_host(const char *dir, unsigned port)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/host", dir);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
+                return;
+        char line[64];
+        int n = snprintf(line, sizeof line, "CONNECT %u\n", port);
+        if (write(s, line, (size_t)n) != n)
+                return;
+        /* Read the "OK <port>\n" reply byte by byte: data may follow it. */
+        size_t got = 0;
+        while (got < sizeof line - 1 && read(s, line + got, 1) == 1 && line[got] != '\n')
+                got++;
+        if (got < 3 || strncmp(line, "OK ", 3) != 0)
+                return;
+        n = snprintf(line, sizeof line, "ready %d\n", (int)getpid());
+        if (write(s, line, (size_t)n) != n)
+                return;
+        echo(s);
+}
+
 int main(int argc, char **argv)
 {
         if (argc < 2)
                 return 2;
         unsigned port = (unsigned)atoi(argv[1]);
         signal(SIGCHLD, SIG_IGN);
+        if (argc > 2 && getenv("HA_VSOCK_UNIX_DIR") && fork() == 0) {
+                dial_host(getenv("HA_VSOCK_UNIX_DIR"), (unsigned)atoi(argv[2]));
+                _exit(0);
+        }
         struct pollfd pfd[2];
         int n = 0;
         const char *dir = getenv("HA_VSOCK_UNIX_DIR");

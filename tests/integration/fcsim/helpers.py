@@ -30,13 +30,14 @@ PRE_BOOT = "The requested operation is not supported before starting the microVM
 POST_BOOT = "The requested operation is not supported after starting the microVM."
 
 # The guest's /sbin/init: a counter the tests watch (pause), an echo server
-# on vsock port 5000 and TCP 5000, a marker file per boot, and a TERM trap
+# on vsock port 5000 and TCP 5000 that also dials host vsock port 6000 once,
+# a marker file per boot, and a TERM trap
 # (SendCtrlAltDel) that leaves a file behind and shuts the guest down.
 INIT_SCRIPT = """#!/bin/busybox sh
 trap 'echo bye > /bye; exit 0' TERM
 echo "args=$HA_BOOT_ARGS vsock=$HA_VSOCK_UNIX_DIR pid=$$" > /init.log
 echo boot >> /boots
-/bin/guest_echo 5000 &
+/bin/guest_echo 5000 6000 &
 i=0
 while :; do i=$((i+1)); echo $i > /counter; /bin/busybox usleep 20000; done
 """
@@ -232,6 +233,9 @@ class Fcsim:
             self.conn.close()
         self.kill()
         self.stderr.close()
+        log = self.log()
+        for marker in ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:"):
+            assert marker not in log, log
         cleanup_cgroups(self.cgroup_name())
         shutil.rmtree(self.dir, ignore_errors=True)
 
