@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "vm/api.h"
 #include "vm/launch.h"
+#include "vm/simcg.h"
 
 #define BOOT_TIMEOUT_DEFAULT_MS 5000
 #define STOP_TIMEOUT_DEFAULT_MS 2000
@@ -423,9 +424,12 @@ static int kill_proc(vm *v)
         if (!v->has_proc)
                 return 0;
         struct vm_exit ex;
+        pid_t pid = v->proc.pid;
+        vm_simcg_thaw(v->id, pid);
         int r = vm_proc_kill(&v->proc, KILL_WAIT_MS, &ex);
         if (r < 0)
                 return r;
+        vm_simcg_remove(v->id, pid);
         pthread_mutex_lock(&v->lock);
         v->has_proc = false;
         v->proc.pid = 0;
@@ -758,11 +762,14 @@ int vm_stop(vm *v, struct ha_err *err)
         atomic_store(&v->expect_exit, true);
         unwatch(v);
         enum vm_state s = vm_get_state(v);
-        if (v->has_proc && s == VM_STATE_RUNNING && v->api &&
+        if (v->has_proc && (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED) && v->api &&
             !vm_proc_wait(v->proc.pidfd, 0)) {
-                /* Courtesy: let the guest shut down cleanly if it can. */
+                /* Courtesy: let the guest shut down cleanly if it can. A
+                 * paused guest is resumed first, since a frozen one can
+                 * neither take Ctrl-Alt-Del nor, in the simulator, die. */
                 vm_api_set_timeout(v->api, CAD_REQUEST_TIMEOUT_MS);
-                if (vm_api_action(v->api, "SendCtrlAltDel", NULL) == 0)
+                bool runs = s == VM_STATE_RUNNING || vm_api_set_paused(v->api, false, NULL) == 0;
+                if (runs && vm_api_action(v->api, "SendCtrlAltDel", NULL) == 0)
                         vm_proc_wait(v->proc.pidfd, v->stop_timeout_ms);
         }
         r = kill_proc(v);

@@ -143,9 +143,10 @@ int vm_snapshot(vm *v, const char *snapshot_path, const char *mem_path, struct h
  * process is left and the state is unchanged. */
 int vm_restore(vm *v, const char *snapshot_path, const char *mem_path, struct ha_err *err);
 
-/* Stops the VMM: SendCtrlAltDel, up to stop_timeout_ms for it to exit, then
- * SIGKILL to its process group; then removes sockets, logs and the run
- * directory. No exit callback fires for it. Safe in any state and twice.
+/* Stops the VMM: (Resumed if paused,) SendCtrlAltDel, up to stop_timeout_ms
+ * for it to exit, then SIGKILL to its process group (and, for the fcsim
+ * simulator, thaw + removal of its cgroups); then removes sockets, logs and
+ * the run directory. No exit callback fires for it. Safe in any state and twice.
  * Returns 0, or -ETIMEDOUT when the process would not die (still recorded;
  * call again). */
 int vm_stop(vm *v, struct ha_err *err);

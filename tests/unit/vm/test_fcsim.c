@@ -1,0 +1,305 @@
+/*
+ * The real driver path against the real simulator: a base image built here
+ * (busybox + a counter as /sbin/init), cloned with rootfs_clone, booted by
+ * vm_start through tools/fcsim/fcsim, paused/resumed (the counter stops and
+ * goes on), snapshotted and restored, stopped; then nothing may be left:
+ * no fcsim, no guest, no loop device, no cgroup, no run directory.
+ * Skipped when fcsim is not built or we are not root.
+ */
+#include <dirent.h>
+#include <pthread.h>
+
+#include "fctest.h"
+#include "rootfs/rootfs.h"
+#include "vm/vm.h"
+
+static char tdir[64], images[128], run_dir[128], kernel[128], clone_path[128], fcsim[512];
+
+static const char init_script[] =
+        "#!/bin/sh\n"
+        "trap 'echo guest: bye; exit 0' TERM\n"
+        "echo \"guest: booted args=$HA_BOOT_ARGS\"\n"
+        "i=0\n"
+        "while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.02; done\n";
+
+static int run(char *const argv[])
+{
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                dup2(null, 1);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void make_base_image(void)
+{
+        char stage[128], p[256];
+        snprintf(stage, sizeof stage, "%s/stage", tdir);
+        const char *dirs[] = { "", "/bin", "/sbin", "/proc", "/sys", "/dev", "/tmp", "/run",
+                               "/.vsock", "/etc", NULL };
+        for (int i = 0; dirs[i]; i++) {
+                snprintf(p, sizeof p, "%s%s", stage, dirs[i]);
+                cr_assert_eq(mkdir(p, 0755), 0, "%s", p);
+        }
+        snprintf(p, sizeof p, "%s/bin/busybox", stage);
+        char *cp[] = { "/bin/cp", "/bin/busybox", p, NULL };
+        cr_assert_eq(run(cp), 0);
+        const char *applets[] = { "sh", "sleep", "echo", NULL };
+        for (int i = 0; applets[i]; i++) {
+                snprintf(p, sizeof p, "%s/bin/%s", stage, applets[i]);
+                cr_assert_eq(symlink("/bin/busybox", p), 0);
+        }
+        snprintf(p, sizeof p, "%s/sbin/init", stage);
+        fct_write(p, init_script, 0755);
+        snprintf(p, sizeof p, "%s/base.ext4", images);
+        char *mkfs[] = { "/sbin/mkfs.ext4", "-q", "-F", "-d", stage, p, "32M", NULL };
+        cr_assert_eq(run(mkfs), 0, "mkfs.ext4 failed");
+}
+
+static void setup(void)
+{
+        fct_mkdtemp(tdir, sizeof tdir);
+        snprintf(images, sizeof images, "%s/images", tdir);
+        snprintf(run_dir, sizeof run_dir, "%s/run", tdir);
+        snprintf(kernel, sizeof kernel, "%s/vmlinux", tdir);
+        snprintf(clone_path, sizeof clone_path, "%s/sbx.ext4", tdir);
+        cr_assert_eq(mkdir(images, 0755), 0);
+        fct_write(kernel, "not really a kernel\n", 0644);
+}
+
+static void teardown(void)
+{
+        fct_rmrf(tdir);
+}
+
+TestSuite(vm_fcsim, .init = setup, .fini = teardown, .timeout = 120);
+
+static void require_fcsim(void)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root");
+        const char *b = getenv("HA_BINARY_DIR");
+        snprintf(fcsim, sizeof fcsim, "%s/tools/fcsim/fcsim", b ? b : ".");
+        if (access(fcsim, X_OK) < 0)
+                cr_skip_test("fcsim not built (%s)", fcsim);
+        if (access("/bin/busybox", X_OK) < 0 || access("/sbin/mkfs.ext4", X_OK) < 0)
+                cr_skip_test("busybox-static / e2fsprogs missing");
+}
+
+static char *slurp(const char *p)
+{
+        static char buf[65536];
+        buf[0] = '\0';
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return buf;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        return buf;
+}
+
+/* The guest's init: fcsim's child. */
+static pid_t guest_pid(pid_t vmm)
+{
+        DIR *d = opendir("/proc");
+        cr_assert_not_null(d);
+        struct dirent *e;
+        pid_t found = 0;
+        while (!found && (e = readdir(d))) {
+                pid_t pid = (pid_t)atoi(e->d_name);
+                if (pid <= 0)
+                        continue;
+                char p[64];
+                snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+                char *s = strrchr(slurp(p), ')');
+                int ppid = 0;
+                if (s && sscanf(s + 2, "%*c %d", &ppid) == 1 && ppid == vmm)
+                        found = pid;
+        }
+        closedir(d);
+        return found;
+}
+
+static long counter(pid_t guest)
+{
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/root/tmp/counter", (int)guest);
+        return atol(slurp(p));
+}
+
+static bool wait_console(const char *what, int ms)
+{
+        char p[256];
+        snprintf(p, sizeof p, "%s/sbx-1/console.log", run_dir);
+        for (int i = 0; i < ms / 10; i++) {
+                if (strstr(slurp(p), what))
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+static bool loop_uses(const char *file)
+{
+        DIR *d = opendir("/sys/block");
+        if (!d)
+                return false;
+        struct dirent *e;
+        bool used = false;
+        while (!used && (e = readdir(d))) {
+                if (strncmp(e->d_name, "loop", 4) != 0)
+                        continue;
+                char p[300];
+                snprintf(p, sizeof p, "/sys/block/%s/loop/backing_file", e->d_name);
+                used = strstr(slurp(p), file) != NULL;
+        }
+        closedir(d);
+        return used;
+}
+
+static bool cgroups_left(pid_t vmm)
+{
+        const char *ctl[] = { "freezer", "cpu", "memory", NULL };
+        for (int i = 0; ctl[i]; i++) {
+                char p[128];
+                snprintf(p, sizeof p, "/sys/fs/cgroup/%s/fcsim-sbx-1-%d", ctl[i], (int)vmm);
+                if (access(p, F_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static void config(struct vm_config *c, struct vm_spec *s)
+{
+        *c = (struct vm_config){ .firecracker_bin = fcsim, .kernel_path = kernel,
+                                 .run_dir = run_dir, .boot_timeout_ms = 5000,
+                                 .stop_timeout_ms = 3000 };
+        *s = (struct vm_spec){ .id = "sbx-1", .rootfs_path = clone_path, .vcpu_count = 1,
+                               .mem_size_mib = 64, .guest_cid = 3,
+                               .ip_arg = "ip=172.16.0.2::172.16.0.1:255.255.255.252:sbx:eth0:off" };
+}
+
+static void assert_all_gone(pid_t vmm, pid_t guest)
+{
+        for (int i = 0; i < 300 && !(fct_pid_gone(vmm) && fct_pid_gone(guest)); i++)
+                usleep(10000);
+        cr_assert(fct_pid_gone(vmm), "fcsim still there");
+        cr_assert(fct_pid_gone(guest), "guest still there");
+        cr_assert_not(loop_uses(clone_path), "loop device still attached to the clone_path");
+        cr_assert_not(cgroups_left(vmm), "fcsim cgroups left");
+        char d[256];
+        snprintf(d, sizeof d, "%s/sbx-1", run_dir);
+        cr_assert_eq(access(d, F_OK), -1, "run dir left");
+}
+
+Test(vm_fcsim, boot_pause_resume_snapshot_restore_stop)
+{
+        require_fcsim();
+        make_base_image();
+        struct rootfs_clone_info ci;
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(rootfs_clone(images, "base", clone_path, &ci, &e), 0, "%s", e.msg);
+
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s);
+        vm *v;
+        cr_assert_eq(vm_start(&c, &s, &v, &e), 0, "%s", e.msg);
+        cr_assert(wait_console("guest: booted args=console=ttyS0 reboot=k panic=1 pci=off "
+                               "ip=172.16.0.2::172.16.0.1:255.255.255.252:sbx:eth0:off",
+                               5000),
+                  "guest did not boot");
+        pid_t vmm = vm_pid(v), guest = guest_pid(vmm);
+        cr_assert_gt(guest, 0);
+        long a = counter(guest);
+        usleep(200000);
+        long b = counter(guest);
+        cr_assert_gt(b, a, "counter not advancing (%ld, %ld)", a, b);
+
+        cr_assert_eq(vm_pause(v, &e), 0, "%s", e.msg);
+        usleep(50000);
+        a = counter(guest);
+        usleep(300000);
+        b = counter(guest);
+        cr_assert_eq(a, b, "counter advanced while paused");
+        cr_assert_eq(vm_resume(v, &e), 0, "%s", e.msg);
+        usleep(200000);
+        cr_assert_gt(counter(guest), b, "counter stuck after resume");
+
+        char snap[128], mem[128];
+        snprintf(snap, sizeof snap, "%s/vm.snap", tdir);
+        snprintf(mem, sizeof mem, "%s/vm.mem", tdir);
+        cr_assert_eq(vm_snapshot(v, snap, mem, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_get_state(v), VM_STATE_SAVED);
+        cr_assert_eq(access(snap, F_OK), 0);
+        for (int i = 0; i < 300 && !fct_pid_gone(guest); i++)
+                usleep(10000);
+        cr_assert(fct_pid_gone(vmm) && fct_pid_gone(guest));
+        cr_assert_not(cgroups_left(vmm));
+
+        cr_assert_eq(vm_restore(v, snap, mem, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_get_state(v), VM_STATE_RUNNING);
+        cr_assert(wait_console("guest: booted", 5000), "restored guest did not boot");
+        vmm = vm_pid(v);
+        guest = guest_pid(vmm);
+        cr_assert_gt(guest, 0);
+
+        cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
+        vm_free(v);
+        assert_all_gone(vmm, guest);
+        cr_assert_eq(rootfs_remove(clone_path), 0);
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int fired_signal;
+
+static void on_exit_cb(void *ctx, vm *v, const struct vm_exit *ex, const char *tail)
+{
+        (void)ctx;
+        (void)v;
+        (void)tail;
+        pthread_mutex_lock(&mu);
+        fired_signal = ex->signal;
+        pthread_mutex_unlock(&mu);
+}
+
+Test(vm_fcsim, killed_while_paused_is_reported_and_cleaned_up)
+{
+        require_fcsim();
+        make_base_image();
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(rootfs_clone(images, "base", clone_path, NULL, &e), 0, "%s", e.msg);
+        vm_watcher *w;
+        cr_assert_eq(vm_watcher_new(&w), 0);
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s);
+        c.watcher = w;
+        s.on_exit = on_exit_cb;
+        vm *v;
+        cr_assert_eq(vm_start(&c, &s, &v, &e), 0, "%s", e.msg);
+        cr_assert(wait_console("guest: booted", 5000));
+        pid_t vmm = vm_pid(v), guest = guest_pid(vmm);
+        cr_assert_eq(vm_pause(v, &e), 0, "%s", e.msg);
+        /* A crash of the VMM while its guest is frozen. */
+        cr_assert_eq(kill(vmm, SIGKILL), 0);
+        for (int i = 0; i < 300 && vm_get_state(v) != VM_STATE_EXITED; i++)
+                usleep(10000);
+        cr_assert_eq(vm_get_state(v), VM_STATE_EXITED);
+        pthread_mutex_lock(&mu);
+        cr_assert_eq(fired_signal, SIGKILL);
+        pthread_mutex_unlock(&mu);
+        /* The owner reacts by destroying: the frozen guest is thawed and
+         * dies, the simulator's cgroups go. */
+        cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
+        vm_free(v);
+        vm_watcher_free(w);
+        assert_all_gone(vmm, guest);
+}
