@@ -72,6 +72,36 @@ static int lex_fail(struct dec *d, int r)
         return fail(d, "invalid JSON at offset %zu: %s", d->lx.err_off, d->lx.why);
 }
 
+/* Room for client text quoted in a message: SAFE_MAX bytes plus "...". */
+#define SAFE_MAX 64
+#define SAFE_BUF (SAFE_MAX + 4)
+
+/* Client-supplied text made fit for an error message (which reaches logs
+ * and headers): at most SAFE_MAX bytes cut on a UTF-8 boundary, with
+ * control characters, quotes and backslashes shown as '?'. */
+static const char *safe(const char *s, size_t n, char buf[SAFE_BUF])
+{
+        const uint8_t *p = (const uint8_t *)s, *end = p + n;
+        size_t o = 0;
+        while (p < end) {
+                size_t l = rpc_jlex_utf8_len(p, (size_t)(end - p));
+                if (l == 0)
+                        l = 1;
+                if (o + l > SAFE_MAX) {
+                        memcpy(buf + o, "...", 3);
+                        o += 3;
+                        break;
+                }
+                if (l == 1 && (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' || *p >= 0x80))
+                        buf[o++] = '?';
+                else
+                        memcpy(buf + o, p, l), o += l;
+                p += l;
+        }
+        buf[o] = '\0';
+        return buf;
+}
+
 static void path_append(struct dec *d, const char *s, size_t n)
 {
         size_t room = sizeof d->path - 1 - d->path_len;
@@ -102,9 +132,11 @@ static size_t path_push_index(struct dec *d, size_t i)
 
 static size_t path_push_key(struct dec *d, const char *k, size_t n)
 {
+        char b[SAFE_BUF];
         size_t old = d->path_len;
+        safe(k, n, b);
         path_append(d, "[\"", 2);
-        path_append(d, k, n > 40 ? 40 : n);
+        path_append(d, b, strlen(b));
         path_append(d, "\"]", 2);
         return old;
 }
@@ -218,8 +250,9 @@ static int dec_int(struct dec *d, const ProtobufCFieldDescriptor *f, void *dst)
         if (r < 0)
                 return r;
         int show = n > 40 ? 40 : (int)n;
+        char sb[SAFE_BUF];
         if (quoted && !rpc_jlex_is_number(s, n))
-                return fail(d, "\"%.*s\" is not a valid %s", show, s, type_name(f));
+                return fail(d, "\"%s\" is not a valid %s", safe(s, n, sb), type_name(f));
         r = rpc_jtext_parse_integer(s, n, &neg, &mag);
         if (r == -EINVAL)
                 return fail(d, "%.*s is not an integer", show, s);
@@ -264,6 +297,7 @@ static int dec_float(struct dec *d, const ProtobufCFieldDescriptor *f, void *dst
         if (r < 0)
                 return r;
         int show = n > 40 ? 40 : (int)n;
+        char sb[SAFE_BUF];
         if (quoted && n == 3 && memcmp(s, "NaN", 3) == 0) {
                 v = NAN;
         } else if (quoted && n == 8 && memcmp(s, "Infinity", 8) == 0) {
@@ -273,7 +307,7 @@ static int dec_float(struct dec *d, const ProtobufCFieldDescriptor *f, void *dst
         } else {
                 char buf[DEC_TOKEN_MAX];
                 if (quoted && !rpc_jlex_is_number(s, n))
-                        return fail(d, "\"%.*s\" is not a valid %s", show, s, type_name(f));
+                        return fail(d, "\"%s\" is not a valid %s", safe(s, n, sb), type_name(f));
                 if (n >= sizeof buf)
                         return fail(d, "number too long for %s", type_name(f));
                 memcpy(buf, s, n);
@@ -299,7 +333,7 @@ static int dec_enum(struct dec *d, const ProtobufCFieldDescriptor *f, void *dst)
                 return dec_int(d, f, dst);      /* open enums: any int32 */
         const char *s;
         size_t n;
-        char name[DEC_TOKEN_MAX];
+        char name[DEC_TOKEN_MAX], sb[SAFE_BUF];
         if ((r = rpc_jlex_string(&d->lx, &d->scratch, &s, &n)) < 0)
                 return lex_fail(d, r);
         const ProtobufCEnumValue *ev = NULL;
@@ -324,8 +358,7 @@ static int dec_enum(struct dec *d, const ProtobufCFieldDescriptor *f, void *dst)
         if (!ev) {
                 if (d->ignore_unknown)
                         return DEC_SKIP;
-                return fail(d, "unknown value \"%.*s\" for enum %s", n > 64 ? 64 : (int)n, s,
-                            ed->name);
+                return fail(d, "unknown value \"%s\" for enum %s", safe(s, n, sb), ed->name);
         }
         *(int *)dst = ev->value;
         return 0;
@@ -564,12 +597,13 @@ static int map_check_dups(struct dec *d, const ProtobufCFieldDescriptor *kf,
         memcpy(v, entries, n * sizeof *v);
         qsort_r(v, n, sizeof *v, key_cmp, (void *)kf);
         int r = 0;
+        char sb[SAFE_BUF];
         for (size_t i = 1; i < n && r == 0; i++) {
                 if (key_cmp(&v[i - 1], &v[i], (void *)kf) != 0)
                         continue;
                 if (kf->type == PROTOBUF_C_TYPE_STRING)
-                        r = fail(d, "duplicate map key \"%.64s\"",
-                                 *(char **)CJ_MEMBER(v[i], kf->offset));
+                        r = fail(d, "duplicate map key \"%s\"", safe(*(char **)CJ_MEMBER(v[i], kf->offset),
+                                 strlen(*(char **)CJ_MEMBER(v[i], kf->offset)), sb));
                 else
                         r = fail(d, "duplicate map key");
         }
@@ -751,8 +785,8 @@ static int dec_object(struct dec *d, ProtobufCMessage *m, bool any_type)
                         i = -2;
                 }
                 if (i == -1 && !d->ignore_unknown) {
-                        int show = kn > 64 ? 64 : (int)kn;
-                        r = fail(d, "unknown field \"%.*s\" in %s", show, k, md->name);
+                        char sb[SAFE_BUF];
+                        r = fail(d, "unknown field \"%s\" in %s", safe(k, kn, sb), md->name);
                         goto out_free_seen;
                 }
                 if ((r = rpc_jlex_expect(&d->lx, ':', "expected ':'")) < 0) {
@@ -822,14 +856,14 @@ static int dec_time(struct dec *d, ProtobufCMessage *m, bool duration)
                 return want(d, duration ? "a Duration string" : "a Timestamp string");
         if ((r = rpc_jlex_string(&d->lx, &d->scratch, &s, &n)) < 0)
                 return lex_fail(d, r);
-        int show = n > 48 ? 48 : (int)n;
+        char sb[SAFE_BUF];
         if (duration) {
                 if (rpc_jtext_parse_duration(s, n, &secs, &nanos) < 0)
-                        return fail(d, "invalid Duration \"%.*s\" (want like \"1.5s\", at most %llds)",
-                                    show, s, (long long)RPC_JTEXT_DUR_MAX_SECONDS);
+                        return fail(d, "invalid Duration \"%s\" (want like \"1.5s\", at most %llds)",
+                                    safe(s, n, sb), (long long)RPC_JTEXT_DUR_MAX_SECONDS);
         } else if (rpc_jtext_parse_timestamp(s, n, &secs, &nanos) < 0) {
-                return fail(d, "invalid Timestamp \"%.*s\" (want RFC 3339 like "
-                            "\"2026-11-28T06:00:00Z\", years 0001-9999)", show, s);
+                return fail(d, "invalid Timestamp \"%s\" (want RFC 3339 like "
+                            "\"2026-11-28T06:00:00Z\", years 0001-9999)", safe(s, n, sb));
         }
         *(int64_t *)CJ_MEMBER(m, fs->offset) = secs;
         *(int32_t *)CJ_MEMBER(m, fn->offset) = nanos;
@@ -893,7 +927,8 @@ out_scanned:
         const char *slash = strrchr(url, '/');
         const struct rpc_descset_msg *rec = rpc_descset_msg_by_name(d->ds, slash ? slash + 1 : url);
         if (!slash || !rec || !rec->cdesc) {
-                r = fail(d, "unknown type \"%.100s\" in google.protobuf.Any", url);
+                char sb[SAFE_BUF];
+                r = fail(d, "unknown type \"%s\" in google.protobuf.Any", safe(url, strlen(url), sb));
                 goto out_free;
         }
         /* Second pass over the same bytes, now typed. */
@@ -928,8 +963,9 @@ out_scanned:
                                 if ((r = rpc_jlex_skip(&d->lx, &d->scratch, 1)) < 0)
                                         goto out_lex;
                         } else {
-                                r = fail(d, "unexpected key \"%.*s\" in google.protobuf.Any of %s",
-                                         kn > 64 ? 64 : (int)kn, k, rec->cdesc->name);
+                                char sb[SAFE_BUF];
+                                r = fail(d, "unexpected key \"%s\" in google.protobuf.Any of %s",
+                                         safe(k, kn, sb), rec->cdesc->name);
                                 goto out_free;
                         }
                 } while (rpc_jlex_accept(&d->lx, ','));

@@ -699,6 +699,20 @@ Test(codec_json, rejects_unknown_fields_unless_asked)
         protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
+Test(codec_json, client_text_in_messages_is_sanitized_and_bounded)
+{
+        const ProtobufCMessageDescriptor *c = &hostagent__v1__create_sandbox_request__descriptor;
+        dec_fails(c, "{\"a\\nb\\\"\":1}", "unknown field \"a?b?\" in hostagent.v1.CreateSandboxRequest");
+        dec_fails(c, "{\"metadata\":{\"x\\\"\u00e9y\":1}}", "field \"metadata[\"x?\u00e9y\"]\": expected string");
+        char json[256], want[128];
+        snprintf(json, sizeof json, "{\"%s\":1}", "0123456789012345678901234567890123456789012345678901234567890123456789");
+        snprintf(want, sizeof want, "unknown field \"%s...\" in", "0123456789012345678901234567890123456789012345678901234567890123");
+        dec_fails(c, json, want);
+        /* A multi-byte character is never cut in half. */
+        snprintf(json, sizeof json, "{\"%s\":1}", "012345678901234567890123456789012345678901234567890123456789012\u00e9");
+        dec_fails(c, json, "012345678901234567890123456789012345678901234567890123456789012...\" in");
+}
+
 Test(codec_json, rejects_wrong_types_with_the_field_path)
 {
         const ProtobufCMessageDescriptor *c = &hostagent__v1__create_sandbox_request__descriptor;
