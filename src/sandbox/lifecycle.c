@@ -363,8 +363,8 @@ int sbx_mgr_create(sbx_mgr *m, const struct sbx_spec *in, const struct sbx_cance
                 goto out_rollback;
         }
         res.has_net = true;
-        set_res(s, &res);
-        sbx_persist(m, s);
+        set_res(s, &res);   /* not persisted yet: a crash now leaves an orphan
+                             * slot, which recovery's cleanup_orphans removes */
 
         if ((r = check_abort(s, cancel, &e)) < 0)
                 goto out_rollback;
@@ -374,7 +374,6 @@ int sbx_mgr_create(sbx_mgr *m, const struct sbx_spec *in, const struct sbx_cance
         }
         res.has_rootfs = true;
         set_res(s, &res);
-        sbx_persist(m, s);
 
         if ((r = check_abort(s, cancel, &e)) < 0)
                 goto out_rollback;
@@ -384,7 +383,7 @@ int sbx_mgr_create(sbx_mgr *m, const struct sbx_spec *in, const struct sbx_cance
         }
         res.has_vmm = true;
         set_res(s, &res);   /* from here a VMM exit report finds its pid */
-        sbx_persist(m, s);
+        sbx_persist(m, s);  /* so recovery can stop this process properly */
 
         if ((r = check_abort(s, cancel, &e)) < 0)
                 goto out_rollback;

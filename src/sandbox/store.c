@@ -16,6 +16,13 @@
  * u32 length + bytes per string, little endian), checked against the same
  * limits as requests when read back. One connection, guarded by one mutex
  * (a leaf lock); statements are prepared once.
+ *
+ * Checkpoints (copying the WAL back into the database, with an fsync) are
+ * taken off the operation path: SQLite's automatic checkpoint would run
+ * inside whichever commit crosses the threshold, stalling that operation
+ * and, through the store lock, every other one. A WAL hook only flags the
+ * size; a checkpointer thread with its own connection runs a PASSIVE
+ * checkpoint, which never blocks writers.
  */
 #include "sandbox/store.h"
 
@@ -36,6 +43,8 @@
 #include "sandbox/sbx_int.h"
 
 #define STORE_SCHEMA_VERSION 1
+/* WAL pages (4 KiB) after which the checkpointer runs: SQLite's default. */
+#define STORE_CKPT_PAGES 1000
 /* A row's blob can never legitimately exceed this (128 x (256 + 4096) + ...). */
 #define STORE_BLOB_MAX (1u << 20)
 
@@ -45,7 +54,53 @@ struct sbx_store {
         sqlite3_stmt *put, *del;     /* guarded_by: lock */
         int lock_fd;                 /* flock on dir/lock; immutable */
         char path[512];              /* immutable */
+        sqlite3 *ckpt_db;            /* checkpointer thread only */
+        pthread_t ckpt_thread;
+        bool ckpt_started;
+        pthread_mutex_t ckpt_lock;   /* leaf; taken inside commits by the WAL hook */
+        pthread_cond_t ckpt_cond;
+        bool ckpt_due, ckpt_stop;    /* guarded_by: ckpt_lock */
+        unsigned long checkpoints;   /* guarded_by: ckpt_lock */
 };
+
+/* Runs inside a commit (store lock held): only flags the work. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+        struct sbx_store *st = arg;
+        (void)db;
+        (void)name;
+        if (pages >= STORE_CKPT_PAGES) {
+                pthread_mutex_lock(&st->ckpt_lock);
+                st->ckpt_due = true;
+                pthread_cond_signal(&st->ckpt_cond);
+                pthread_mutex_unlock(&st->ckpt_lock);
+        }
+        return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+        struct sbx_store *st = arg;
+        pthread_mutex_lock(&st->ckpt_lock);
+        for (;;) {
+                while (!st->ckpt_due && !st->ckpt_stop)
+                        pthread_cond_wait(&st->ckpt_cond, &st->ckpt_lock);
+                if (st->ckpt_stop)
+                        break;
+                st->ckpt_due = false;
+                pthread_mutex_unlock(&st->ckpt_lock);
+                int wal = 0, done = 0;
+                int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                                   &wal, &done);
+                if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+                        ha_log_warn("sbx.store.checkpoint_failed", "path=%s error=\"%s\"", st->path,
+                                    sqlite3_errmsg(st->ckpt_db));
+                pthread_mutex_lock(&st->ckpt_lock);
+                st->checkpoints++;
+        }
+        pthread_mutex_unlock(&st->ckpt_lock);
+        return NULL;
+}
 
 static const char *const schema_sql =
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
@@ -91,6 +146,8 @@ int sbx_store_open(const char *dir, struct sbx_store **ret_store, struct ha_err 
         if (!st)
                 return ha_err_set(err, -ENOMEM, "out of memory");
         pthread_mutex_init(&st->lock, NULL);
+        pthread_mutex_init(&st->ckpt_lock, NULL);
+        pthread_cond_init(&st->ckpt_cond, NULL);
         st->lock_fd = -1;
 
         if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -139,16 +196,31 @@ int sbx_store_open(const char *dir, struct sbx_store **ret_store, struct ha_err 
                 r = db_err(st, err, "prepare");
                 goto out_close_db;
         }
+        if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                r = ha_err_set(err, -EIO, "state store %s: open for checkpoints: %s", st->path,
+                               st->ckpt_db ? sqlite3_errmsg(st->ckpt_db) : "?");
+                goto out_close_db;
+        }
+        if ((r = -pthread_create(&st->ckpt_thread, NULL, ckpt_main, st)) < 0) {
+                ha_err_set(err, r, "state store: checkpointer thread: %s", strerror(-r));
+                goto out_close_db;
+        }
+        st->ckpt_started = true;
+        sqlite3_wal_hook(st->db, wal_hook, st);   /* replaces the automatic checkpoint */
         *ret_store = st;
         return 0;
 
 out_close_db:
+        sqlite3_close(st->ckpt_db);
         sqlite3_finalize(st->put);
         sqlite3_finalize(st->del);
         sqlite3_close(st->db);
 out_close_lock:
         close(st->lock_fd);
 out_free:
+        pthread_cond_destroy(&st->ckpt_cond);
+        pthread_mutex_destroy(&st->ckpt_lock);
         pthread_mutex_destroy(&st->lock);
         free(st);
         return r;
@@ -158,10 +230,21 @@ void sbx_store_close(struct sbx_store *st)
 {
         if (!st)
                 return;
+        if (st->ckpt_started) {
+                pthread_mutex_lock(&st->ckpt_lock);
+                st->ckpt_stop = true;
+                pthread_cond_signal(&st->ckpt_cond);
+                pthread_mutex_unlock(&st->ckpt_lock);
+                pthread_join(st->ckpt_thread, NULL);
+        }
+        sqlite3_close(st->ckpt_db);
+        /* The last connection to close checkpoints and removes the WAL. */
         sqlite3_finalize(st->put);
         sqlite3_finalize(st->del);
         sqlite3_close(st->db);
         close(st->lock_fd);
+        pthread_cond_destroy(&st->ckpt_cond);
+        pthread_mutex_destroy(&st->ckpt_lock);
         pthread_mutex_destroy(&st->lock);
         free(st);
 }
