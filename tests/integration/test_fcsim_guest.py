@@ -158,8 +158,7 @@ def test_pause_freezes_the_guest_and_resume_thaws_it(vm):
     pid = vm.guest_pid()
     assert wait_until(lambda: os.path.exists(f"/proc/{pid}/root/counter"))
     a = read_counter(pid)
-    time.sleep(0.2)
-    assert read_counter(pid) > a
+    assert wait_until(lambda: read_counter(pid) > a)
     vm.ok("PATCH", "/vm", {"state": "Paused"})
     vm.ok("PATCH", "/vm", {"state": "Paused"})     # idempotent
     assert vm.state() == "Paused"
@@ -170,8 +169,7 @@ def test_pause_freezes_the_guest_and_resume_thaws_it(vm):
     assert read_counter(pid) == a
     vm.ok("PATCH", "/vm", {"state": "Resumed"})
     assert vm.state() == "Running"
-    time.sleep(0.3)
-    assert read_counter(pid) > a
+    assert wait_until(lambda: read_counter(pid) > a)
 
 
 def test_ctrl_alt_del_stops_the_guest_and_exits_0(vm):
