@@ -560,10 +560,6 @@ static int dec_map_key(struct dec *d, const ProtobufCFieldDescriptor *kf, const 
         return r;
 }
 
-struct key_cmp_ctx {
-        const ProtobufCFieldDescriptor *kf;
-};
-
 static int key_cmp(const void *a, const void *b, void *arg)
 {
         const ProtobufCFieldDescriptor *kf = arg;
@@ -601,11 +597,12 @@ static int map_check_dups(struct dec *d, const ProtobufCFieldDescriptor *kf,
         for (size_t i = 1; i < n && r == 0; i++) {
                 if (key_cmp(&v[i - 1], &v[i], (void *)kf) != 0)
                         continue;
-                if (kf->type == PROTOBUF_C_TYPE_STRING)
-                        r = fail(d, "duplicate map key \"%s\"", safe(*(char **)CJ_MEMBER(v[i], kf->offset),
-                                 strlen(*(char **)CJ_MEMBER(v[i], kf->offset)), sb));
-                else
+                if (kf->type == PROTOBUF_C_TYPE_STRING) {
+                        const char *key = *(char **)CJ_MEMBER(v[i], kf->offset);
+                        r = fail(d, "duplicate map key \"%s\"", safe(key, strlen(key), sb));
+                } else {
                         r = fail(d, "duplicate map key");
+                }
         }
         free(v);
         return r;

@@ -930,6 +930,46 @@ Test(codec_json, floats_and_doubles_via_a_hand_made_type)
         dec_fails(&fdesc, "{\"d\":", "field \"d\": invalid JSON at offset 5: unexpected end of input");
 }
 
+/* proto3 `optional` (explicit presence): emitted when set, even at zero.
+ * protobuf-c marks scalars with a has_ flag and strings by non-NULL. */
+Test(codec_json, explicit_presence_fields)
+{
+        struct omsg {
+                ProtobufCMessage base;
+                protobuf_c_boolean has_x;
+                int32_t x;
+                char *s;
+        };
+        static const ProtobufCFieldDescriptor fields[] = {
+                { "x", 1, PROTOBUF_C_LABEL_OPTIONAL, PROTOBUF_C_TYPE_INT32, offsetof(struct omsg, has_x),
+                  offsetof(struct omsg, x), NULL, NULL, 0, 0, NULL, NULL },
+                { "s", 2, PROTOBUF_C_LABEL_OPTIONAL, PROTOBUF_C_TYPE_STRING, 0, offsetof(struct omsg, s), NULL,
+                  NULL, 0, 0, NULL, NULL },
+        };
+        static const unsigned by_name[] = { 1, 0 };
+        static const ProtobufCIntRange ranges[] = { { 1, 0 }, { 0, 2 } };
+        static const ProtobufCMessageDescriptor odesc = {
+                PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "test.O", "O", "Test__O", "test",
+                sizeof(struct omsg), 2, fields, by_name, 1, ranges, NULL, NULL, NULL, NULL,
+        };
+        struct omsg m = { PROTOBUF_C_MESSAGE_INIT(&odesc), 0, 0, NULL };
+        char *out = enc(&m);
+        cr_assert_str_eq(out, "{}");
+        free(out);
+        m.has_x = 1;
+        m.s = "";
+        out = enc(&m);
+        cr_assert_str_eq(out, "{\"x\":0,\"s\":\"\"}");
+        struct omsg *b = (struct omsg *)dec(&odesc, out);
+        cr_assert(b->has_x && b->x == 0);
+        cr_assert_str_eq(b->s, "");
+        protobuf_c_message_free_unpacked(&b->base, NULL);
+        free(out);
+        b = (struct omsg *)dec(&odesc, "{\"x\":null}");
+        cr_assert(!b->has_x && b->s == NULL);
+        protobuf_c_message_free_unpacked(&b->base, NULL);
+}
+
 Test(codec_json, encode_rejects_out_of_range_times_and_respects_the_buffer_limit)
 {
         Google__Protobuf__Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
