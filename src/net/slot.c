@@ -69,9 +69,10 @@ static int step_fail(struct build *b, int r, const char *what)
                           net_step_name(b->step), what, strerror(-r));
 }
 
-/* Creates the persistent TAP in the calling thread's namespace. The fd is
- * closed at once: the device stays (TUNSETPERSIST) for the VMM to open. */
-static int tap_create(const char *name)
+/* Creates the persistent TAP in the calling thread's namespace, owned by
+ * uid/gid when they are not -1. The fd is closed at once: the device stays
+ * (TUNSETPERSIST) for the VMM to open. */
+static int tap_create(const char *name, int32_t uid, int32_t gid)
 {
         struct ifreq ifr;
         int fd, r = 0;
@@ -82,7 +83,10 @@ static int tap_create(const char *name)
         memset(&ifr, 0, sizeof ifr);
         ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
         memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
-        if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0)
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
+            (uid >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0) ||
+            (gid >= 0 && ioctl(fd, TUNSETGROUP, (unsigned long)gid) < 0) ||
+            ioctl(fd, TUNSETPERSIST, 1) < 0)
                 r = -errno;
         close(fd);
         return r;
@@ -180,7 +184,7 @@ static int ns_setup(void *arg)
         r = step_begin(b, NET_STEP_TAP);
         if (r < 0)
                 goto out_close;
-        r = tap_create(NET_TAP_NAME);
+        r = tap_create(NET_TAP_NAME, b->c->tap_uid, b->c->tap_gid);
         if (r < 0) {
                 r = step_fail(b, r, "TUNSETIFF/TUNSETPERSIST");
                 goto out_close;

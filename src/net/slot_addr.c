@@ -30,6 +30,8 @@ void net_config_default(struct net_config *c)
         c->veth_pair_len = 31;
         c->sandbox_range = (struct net_cidr){ .addr = UINT32_C(0x0a0b0000), .len = 16 };
         c->slots = 256;
+        c->tap_uid = -1;
+        c->tap_gid = -1;
 }
 
 bool net_cidr_overlaps(const struct net_cidr *a, const struct net_cidr *b)
@@ -121,6 +123,8 @@ int net_config_validate(const struct net_config *c, struct ha_err *err)
         for (size_t i = 0; i < c->n_host_tcp_ports; i++)
                 if (c->host_tcp_ports[i] == 0)
                         return ha_err_set(err, -EINVAL, "host port 0 is not a port");
+        if (c->tap_uid < -1 || c->tap_gid < -1)
+                return ha_err_set(err, -EINVAL, "TAP owner uid/gid must be >= 0 or -1");
         max = net_config_max_slots(c);
         if (max == 0)
                 return ha_err_set(err, -EINVAL, "ranges too small for any slot");

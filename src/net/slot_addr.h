@@ -70,6 +70,11 @@ struct net_config {
          * metadata service); by default none: guests never reach the host. */
         uint16_t        host_tcp_ports[NET_HOST_PORTS_MAX];
         size_t          n_host_tcp_ports;
+        /* Owner of every TAP (TUNSETOWNER/TUNSETGROUP), for a VMM that drops
+         * privileges before opening it (the jailer's --uid/--gid); -1 (the
+         * default) leaves the TAP to root. */
+        int32_t         tap_uid;
+        int32_t         tap_gid;
 };
 
 /* Every name and address of one slot. Strings are NUL-terminated. */

@@ -57,14 +57,26 @@ Test(net_slot, failure_at_every_step_leaves_nothing)
         cr_assert_eq(net_test_fd_count(), fds);
 }
 
+static int cmd_output(char *const argv[], char *out, size_t size);
+
 Test(net_slot, build_twice_is_eexist_and_keeps_the_first)
 {
         struct net_config c;
         struct ha_err e;
+        char out[8192], ns[32];
 
         NEED_ROOT();
         net_test_config(&c, 4);
+        c.tap_uid = 4242;
+        c.tap_gid = 4343;
         cr_assert_eq(net_slot_build(&c, 1, NULL, &e), 0, "%s", e.msg);
+        /* The TAP is persistent and owned as configured (for a jailed VMM). */
+        snprintf(ns, sizeof ns, "%s-1", c.prefix);
+        cr_assert_eq(cmd_output((char *[]){ "ip", "-n", ns, "-d", "-j", "link", "show", "tap0",
+                                            NULL }, out, sizeof out), 0);
+        cr_assert(strstr(out, "\"persist\":true"), "%s", out);
+        cr_assert(strstr(out, "\"user\":4242"), "%s", out);
+        cr_assert(strstr(out, "\"group\":4343"), "%s", out);
         cr_assert_eq(net_slot_build(&c, 1, NULL, &e), -EEXIST);
         cr_assert(net_slot_is_built(&c, 1));
         cr_assert_eq(net_slot_teardown(&c, 1, &e), 0, "%s", e.msg);

@@ -18,6 +18,8 @@ Test(net_slot_addr, defaults_are_valid)
         struct ha_err e;
         cr_assert_eq(net_config_validate(&c, &e), 0, "%s", e.msg);
         cr_assert_str_eq(c.prefix, "ha");
+        cr_assert_eq(c.tap_uid, -1);
+        cr_assert_eq(c.slots, 256);
         /* /16 of /31 pairs minus pair 0 */
         cr_assert_eq(net_config_max_slots(&c), 32767);
         c.veth_pair_len = 30;
@@ -122,6 +124,10 @@ Test(net_slot_addr, validation_rejects_bad_configs)
         c = cfg(); c.sandbox_range = (struct net_cidr){ 0x0a0b0000, 31 };
         cr_assert_eq(net_config_validate(&c, &e), -EINVAL);
         c = cfg(); c.n_host_tcp_ports = 1; c.host_tcp_ports[0] = 0;
+        cr_assert_eq(net_config_validate(&c, &e), -EINVAL);
+        c = cfg(); c.tap_uid = -2;
+        cr_assert_eq(net_config_validate(&c, &e), -EINVAL);
+        c = cfg(); c.n_host_tcp_ports = NET_HOST_PORTS_MAX + 1;
         cr_assert_eq(net_config_validate(&c, &e), -EINVAL);
 }
 
