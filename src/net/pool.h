@@ -79,7 +79,9 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                      struct net_slot_info *ret_info, struct ha_err *err);
 
 /* Gives back a slot taken by acquire (or adopted); it is scrubbed before
- * reuse. Returns 0, or -EINVAL when |slot| is not in use. */
+ * reuse. Call it only after the sandbox's VMM has exited: the scrub and a
+ * teardown act on the namespace the VMM runs in. Returns 0, or -EINVAL
+ * when |slot| is not in use (double release). */
 int net_pool_release(net_pool *p, uint32_t slot);
 
 /* Replaces the egress policy of an in-use slot. Returns 0, -EINVAL (not in
@@ -103,7 +105,9 @@ int net_pool_wait_idle(net_pool *p, int timeout_ms);
 
 /* Stops the thread and tears down every ready and dirty slot. Slots in use
  * are left alone (their sandboxes outlive the agent; the next run adopts
- * them) and so is the host table while any remain. NULL is a no-op. */
+ * them) and so is the host table while any remain: release every slot
+ * first for a clean host (tests). No other call may run concurrently.
+ * NULL is a no-op. */
 void net_pool_free(net_pool *p);
 
 #endif
