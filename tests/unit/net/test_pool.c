@@ -253,3 +253,28 @@ Test(net_pool, debris_in_the_way_of_a_build_is_removed)
         net_pool_free(p);
         cr_assert_eq(net_test_leftovers(&pc.net), 0);
 }
+
+Test(net_pool, background_build_failure_rolls_back_and_retries)
+{
+        struct net_pool_config pc;
+        struct net_pool_stats st;
+        struct net_fault f = { .fail_at = 3 };   /* the first build's NS_LO */
+        struct ha_err e;
+        net_pool *p = NULL;
+
+        NEED_ROOT();
+        net_pool_config_default(&pc);
+        net_test_config(&pc.net, 4);
+        pc.warm = 2;
+        pc.fault = &f;                           /* only the refill thread builds */
+        cr_assert_eq(net_pool_new(&pc, &p, &e), 0, "%s", e.msg);
+        cr_assert_eq(net_pool_recover(p, NULL, 0, &e), 0, "%s", e.msg);
+        cr_assert_eq(net_pool_start(p), 0);
+        cr_assert_eq(net_pool_wait_idle(p, 10000), 0);
+        net_pool_stats_get(p, &st);
+        cr_assert_eq(st.build_failures, 1);
+        cr_assert_eq(st.builds, 2);
+        cr_assert_eq(st.ready, 2);
+        net_pool_free(p);
+        cr_assert_eq(net_test_leftovers(&pc.net), 0);
+}
