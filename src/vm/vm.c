@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "vm/api.h"
 #include "vm/launch.h"
 #include "vm/simcg.h"
@@ -51,6 +52,8 @@ struct vm {
         atomic_bool expect_exit;        /* set by stop/snapshot before they end it */
 
         vm_api *api;                    /* op_lock */
+        struct vm_boot_times times;     /* guarded_by: lock */
+        struct vm_boot_times pending;   /* op_lock: being measured */
         uint64_t watch_key;             /* op_lock; 0: not watched */
 
         /* immutable after vm_create() */
@@ -445,6 +448,23 @@ static void set_state(vm *v, enum vm_state s)
         pthread_mutex_unlock(&v->lock);
 }
 
+/* RUNNING, with the timings measured on the way. */
+static void commit_running(vm *v)
+{
+        pthread_mutex_lock(&v->lock);
+        v->state = VM_STATE_RUNNING;
+        v->times = v->pending;
+        pthread_mutex_unlock(&v->lock);
+}
+
+void vm_get_boot_times(const vm *v, struct vm_boot_times *ret)
+{
+        vm *m = (vm *)v;
+        pthread_mutex_lock(&m->lock);
+        *ret = m->times;
+        pthread_mutex_unlock(&m->lock);
+}
+
 /* After an API error: if the VMM has died, say that instead (with its exit
  * and log), since "connection reset" would hide the real cause. */
 static int explain_api_failure(vm *v, int r, struct ha_err *err)
@@ -494,9 +514,12 @@ static int spawn(vm *v, struct ha_err *err)
                 l.binds[1].dst = rdst;
         }
         struct vm_proc p;
+        uint64_t t0 = ha_now_ns();
         int r = vm_launch_spawn(&l, &p, err);
         if (r < 0)
                 return r;
+        uint64_t t1 = ha_now_ns();
+        v->pending.spawn_us = (t1 - t0) / 1000;
         pthread_mutex_lock(&v->lock);
         v->proc = p;
         v->has_proc = true;
@@ -507,6 +530,7 @@ static int spawn(vm *v, struct ha_err *err)
         struct vm_exit ex;
         r = vm_launch_wait_ready(&v->proc, v->api_sock, v->boot_timeout_ms, v->console_log, &ex,
                                  err);
+        v->pending.socket_us = (ha_now_ns() - t1) / 1000;
         if (r == -ECHILD) {
                 close(v->proc.pidfd);
                 pthread_mutex_lock(&v->lock);
@@ -540,6 +564,7 @@ static int configure(vm *v, struct ha_err *err)
 {
         int r;
         struct vm_machine_cfg m = { .vcpu_count = v->vcpus, .mem_size_mib = v->mem_mib };
+        uint64_t t0 = ha_now_ns();
         r = vm_api_put_logger(v->api, v->fc_log_vmm, v->log_level, err);
         if (r == 0)
                 r = vm_api_put_machine_config(v->api, &m, err);
@@ -551,8 +576,11 @@ static int configure(vm *v, struct ha_err *err)
                 r = vm_api_put_network_interface(v->api, VM_IFACE_ID, v->tap, v->mac, err);
         if (r == 0)
                 r = vm_api_put_vsock(v->api, v->cid, v->vsock_vmm, err);
+        uint64_t t1 = ha_now_ns();
         if (r == 0)
                 r = vm_api_action(v->api, "InstanceStart", err);
+        v->pending.config_us = (t1 - t0) / 1000;
+        v->pending.start_us = (ha_now_ns() - t1) / 1000;
         return r;
 }
 
@@ -580,8 +608,13 @@ int vm_boot(vm *v, struct ha_err *err)
         r = watch(v, err);
         if (r < 0)
                 goto out_abort;
-        set_state(v, VM_STATE_RUNNING);
-        ha_log_info("vm.booted", "vm=%s pid=%ld", v->id, (long)v->proc.pid);
+        commit_running(v);
+        ha_log_info("vm.booted",
+                    "vm=%s pid=%ld spawn_us=%llu socket_us=%llu config_us=%llu start_us=%llu",
+                    v->id, (long)v->proc.pid, (unsigned long long)v->times.spawn_us,
+                    (unsigned long long)v->times.socket_us,
+                    (unsigned long long)v->times.config_us,
+                    (unsigned long long)v->times.start_us);
         pthread_mutex_unlock(&v->op_lock);
         return 0;
 
@@ -727,9 +760,12 @@ int vm_restore(vm *v, const char *snapshot_path, const char *mem_path, struct ha
                 .host_dev_name = v->tap,
                 .vsock_uds_path = v->vsock_vmm,
         };
+        uint64_t t0 = ha_now_ns();
         r = vm_api_put_logger(v->api, v->fc_log_vmm, v->log_level, err);
         if (r == 0)
                 r = vm_api_snapshot_load(v->api, &load, err);
+        v->pending.config_us = (ha_now_ns() - t0) / 1000;
+        v->pending.start_us = 0;
         if (r < 0) {
                 r = explain_api_failure(v, r, err);
                 goto out_abort;
@@ -737,8 +773,11 @@ int vm_restore(vm *v, const char *snapshot_path, const char *mem_path, struct ha
         r = watch(v, err);
         if (r < 0)
                 goto out_abort;
-        set_state(v, VM_STATE_RUNNING);
-        ha_log_info("vm.restored", "vm=%s pid=%ld", v->id, (long)v->proc.pid);
+        commit_running(v);
+        ha_log_info("vm.restored", "vm=%s pid=%ld spawn_us=%llu socket_us=%llu load_us=%llu",
+                    v->id, (long)v->proc.pid, (unsigned long long)v->times.spawn_us,
+                    (unsigned long long)v->times.socket_us,
+                    (unsigned long long)v->times.config_us);
         pthread_mutex_unlock(&v->op_lock);
         return 0;
 

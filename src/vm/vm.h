@@ -164,6 +164,16 @@ void vm_free(vm *v);
 int vm_adopt(const struct vm_config *cfg, const struct vm_spec *spec, pid_t pid,
              uint64_t starttime, vm **ret, struct ha_err *err);
 
+/* Where the last successful vm_boot()/vm_restore() spent its time, for the
+ * create-latency breakdown (microseconds). */
+struct vm_boot_times {
+        uint64_t spawn_us;      /* fork .. execve done (mount ns, binds, setns) */
+        uint64_t socket_us;     /* execve .. API socket accepting */
+        uint64_t config_us;     /* logger .. vsock (or logger + snapshot/load) */
+        uint64_t start_us;      /* InstanceStart request (0 for a restore) */
+};
+void vm_get_boot_times(const vm *v, struct vm_boot_times *ret);
+
 /* Accessors. Strings live as long as |v|. */
 enum vm_state vm_get_state(const vm *v);
 const char *vm_state_name(enum vm_state s);

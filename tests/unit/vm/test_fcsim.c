@@ -218,6 +218,14 @@ Test(vm_fcsim, boot_pause_resume_snapshot_restore_stop)
                   "guest did not boot");
         pid_t vmm = vm_pid(v), guest = guest_pid(vmm);
         cr_assert_gt(guest, 0);
+        struct vm_boot_times bt;
+        vm_get_boot_times(v, &bt);
+        fprintf(stderr,
+                "vm bench (fcsim): clone %llu us (%s), spawn %llu us, socket %llu us, "
+                "config %llu us, InstanceStart %llu us\n",
+                (unsigned long long)ci.elapsed_us, rootfs_clone_method_name(ci.method),
+                (unsigned long long)bt.spawn_us, (unsigned long long)bt.socket_us,
+                (unsigned long long)bt.config_us, (unsigned long long)bt.start_us);
         long a = counter(guest);
         usleep(200000);
         long b = counter(guest);

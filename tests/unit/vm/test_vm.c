@@ -77,6 +77,12 @@ Test(vm, full_lifecycle_against_fake_vmm_and_bodies_match_the_spec)
         cr_assert_eq(getsid(pid), pid, "own session");
         cr_assert_eq(getpgid(pid), pid, "own process group");
         cr_assert_gt(vm_starttime(v), 0);
+        struct vm_boot_times bt;
+        vm_get_boot_times(v, &bt);
+        cr_assert_gt(bt.spawn_us, 0);
+        cr_assert_gt(bt.socket_us, 0);
+        cr_assert_gt(bt.config_us, 0);
+        cr_assert_gt(bt.start_us, 0);
         cr_assert(vm_process_alive(pid, vm_starttime(v)));
         cr_assert(strstr(vm_vsock_path(v), "/run/sbx-1/vsock.sock"));
 
