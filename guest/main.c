@@ -133,12 +133,18 @@ static void on_accept(struct ga_agent *a)
                 int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
                 if (fd < 0) {
-                        if (errno == EINTR)
+                        if (errno == EINTR || errno == ECONNABORTED)
                                 continue;
-                        if (errno != EAGAIN && errno != ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* The pending connection keeps the listen fd
+                                 * readable: stop watching it (or the loop
+                                 * spins) until a session frees its fds. */
+                                ha_log_warn("guest.accept_paused", "errno=%d sessions=%u", errno, a->n_sessions);
+                                ga_watch(a, &a->h_listen, a->listen_fd, 0);
+                                a->accept_paused = true;
+                        } else if (errno != EAGAIN) {
                                 ha_log_warn("guest.accept_failed", "errno=%d", errno);
-                        if (errno == ECONNABORTED)
-                                continue;
+                        }
                         return;
                 }
                 if (a->stopping || a->n_sessions >= GA_MAX_SESSIONS) {
@@ -213,7 +219,11 @@ static int run(struct ga_agent *a)
 
         while (!a->stopping) {
                 int tmo = ga_session_timeouts(a);
-                int n = epoll_wait(a->epfd, evs, EPOLL_BATCH, tmo);
+                int n;
+
+                if (a->accept_paused && (tmo < 0 || tmo > 1000))
+                        tmo = 1000;     /* retry accepting once a second */
+                n = epoll_wait(a->epfd, evs, EPOLL_BATCH, tmo);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -230,6 +240,10 @@ static int run(struct ga_agent *a)
                                 on_signal(a);
                         else
                                 ga_session_event(h, evs[i].events);
+                }
+                if (a->accept_paused && (a->graveyard || n == 0)) {
+                        a->accept_paused = false;
+                        ga_watch(a, &a->h_listen, a->listen_fd, EPOLLIN);
                 }
                 ga_session_bury(a);
         }

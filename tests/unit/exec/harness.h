@@ -32,8 +32,8 @@
 #define SHIM_BUF (64 * 1024)
 
 struct shim {
-        char guest_dir[128];
-        char uds[160];
+        char guest_dir[160];
+        char uds[192];
         int lfd;
         pthread_t thr;
         atomic_bool stop;
@@ -180,7 +180,7 @@ static inline int shim_start(struct shim *sh, const char *uds, const char *guest
         memset(sh, 0, sizeof *sh);
         snprintf(sh->uds, sizeof sh->uds, "%s", uds);
         snprintf(sh->guest_dir, sizeof sh->guest_dir, "%s", guest_dir);
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", uds);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%.107s", uds);
         sh->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (sh->lfd < 0 || bind(sh->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(sh->lfd, 128) < 0)
                 return -errno;
@@ -216,11 +216,23 @@ static inline const char *agent_binary(void)
         return path;
 }
 
-static inline pid_t agent_spawn(const char *guest_dir)
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+/* |nofile|: 0, or a hard RLIMIT_NOFILE for the agent (fd exhaustion tests). */
+static inline pid_t agent_spawn(const char *guest_dir, unsigned nofile)
 {
         pid_t pid = fork();
 
         if (pid == 0) {
+                struct rlimit rl = { nofile, nofile };
+
+                /* A failed assertion ends the test process: take the agent
+                 * along (it must be forked by a thread that lives as long
+                 * as the test). */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (nofile)
+                        setrlimit(RLIMIT_NOFILE, &rl);
                 const char *bin = agent_binary();
                 char env_dir[256];
                 char *envp[] = { env_dir, "HA_GUEST_LOG_LEVEL=warn", "PATH=/usr/bin:/bin", NULL };
@@ -235,7 +247,7 @@ static inline pid_t agent_spawn(const char *guest_dir)
 
 /* Starts shim + agent in a fresh temp dir and waits until the agent
  * answers a ping through the shim. Returns 0 or -errno. */
-static inline int agent_start(struct agent *ag, bool start_agent)
+static inline int agent_start_limited(struct agent *ag, bool start_agent, unsigned nofile)
 {
         memset(ag, 0, sizeof *ag);
         snprintf(ag->dir, sizeof ag->dir, "/tmp/ha-exec-test-%d-XXXXXX", (int)getpid());
@@ -248,10 +260,15 @@ static inline int agent_start(struct agent *ag, bool start_agent)
                 return -EIO;
         if (!start_agent)
                 return 0;
-        ag->pid = agent_spawn(ag->guest_dir);
+        ag->pid = agent_spawn(ag->guest_dir, nofile);
         if (ag->pid < 0)
                 return -errno;
         return exec_wait_ready(ag->uds, ha_now_ms() + 5000, NULL);
+}
+
+static inline int agent_start(struct agent *ag, bool start_agent)
+{
+        return agent_start_limited(ag, start_agent, 0);
 }
 
 /* Stops everything; returns the agent's wait status (0 = clean exit, which
