@@ -34,7 +34,8 @@ typedef struct net_pool net_pool;
 struct net_pool_config {
         struct net_config net;
         /* Slots kept built and clean ahead of demand (default 8; 0 = build
-         * on acquire). Released slots beyond it are torn down. */
+         * on acquire). Released slots are kept clean up to twice this and
+         * torn down beyond it. */
         uint32_t          warm;
         /* Tests only: failure injection for every build (NULL otherwise).
          * Not thread-safe: do not combine with net_pool_start(). */
