@@ -64,8 +64,10 @@ for applet in sys.stdin.read().split():
         os.symlink("/bin/busybox", path)
 ' "$stage"
 
+# Stripped copies: debug info stays in the build dir.
 install -m 0755 "$agent" "$stage/usr/sbin/hostagent-guest"
-install -m 0755 "$agent" "$stage/sbin/init"
+strip --strip-debug "$stage/usr/sbin/hostagent-guest"
+install -m 0755 "$stage/usr/sbin/hostagent-guest" "$stage/sbin/init"
 
 cat > "$stage/etc/passwd" <<'PW'
 root:x:0:0:root:/root:/bin/sh

@@ -138,6 +138,11 @@ void exec_conn_free(exec_conn *c)
         free(c);
 }
 
+int exec_conn_fd(const exec_conn *c)
+{
+        return c->fd;
+}
+
 /* Writes all of |p| under send_lock. */
 static int send_all(exec_conn *c, const uint8_t *p, size_t n, uint64_t deadline_ms)
 {

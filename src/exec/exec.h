@@ -116,6 +116,11 @@ int exec_wait_ready(const char *uds_path, uint64_t deadline_ms, struct ha_err *e
  * and frees. NULL is a no-op. */
 void exec_conn_free(exec_conn *c);
 
+/* The connection's socket, for poll(2)/epoll readiness (POLLIN: an event may
+ * be ready for exec_next_event()) in a caller's own loop. Do not read,
+ * write or close it. */
+int exec_conn_fd(const exec_conn *c);
+
 /* Sends the start request; the first event is then STARTED or ERROR.
  * Returns 0, -EINVAL (no argv, NULL strings, started twice), -EMSGSIZE
  * (request over EXEC_FRAME_MAX), -ETIMEDOUT (could not send by

@@ -556,8 +556,14 @@ Test(exec_conn, ping_pong_and_start_twice)
 
         cr_assert_eq(exec_conn_open(g_ag.uds, EXEC_GUEST_PORT, deadline, &c, NULL), 0);
         cr_assert_eq(exec_ping(c, deadline), 0);
+        {
+                struct pollfd p = { .fd = exec_conn_fd(c), .events = POLLIN };
+
+                cr_assert_eq(poll(&p, 1, 5000), 1, "the fd signals the pong");
+        }
         cr_assert_eq(exec_next_event(c, deadline, &ev), 0);
         cr_assert_eq(ev.kind, EXEC_EV_PONG);
+        cr_assert_eq(exec_next_event(c, 0, &ev), -ETIMEDOUT, "deadline 0: a non-blocking poll");
         cr_assert_eq(exec_start(c, &spec, deadline, NULL), 0);
         cr_assert_eq(exec_start(c, &spec, deadline, NULL), -EINVAL, "one command per connection");
         exec_conn_free(c);
