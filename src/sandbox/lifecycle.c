@@ -244,7 +244,7 @@ static int join_existing(struct sbx *old, const struct sbx_spec *spec,
                                "cancelled while waiting for the create of sandbox %s in flight", old->id);
         else if (old->state == SBX_STATE_GONE)
                 r = CREATE_RETRY;
-        else if (sbx_obj_snapshot_locked(old, ret_rec) < 0)
+        else if (ret_rec && sbx_obj_snapshot_locked(old, ret_rec) < 0)
                 r = ha_err_set(err, -ENOMEM, "out of memory");
         else
                 r = 0;

@@ -249,7 +249,8 @@ void sbx_mgr_free(sbx_mgr *m);
  * TTL reaps it). Emits CREATED, then RUNNING, or FAILED + DESTROYED on
  * rollback. The record is persisted before this returns.
  *
- * Returns 0 and fills |ret_rec| (caller frees with sbx_record_done()),
+ * Returns 0 and fills |ret_rec| (caller frees with sbx_record_done(); may be
+ * NULL here and in pause/resume/set_timeout when the record is not wanted),
  * -EINVAL, -EEXIST, -EAGAIN (admission), -ECANCELED, -ESHUTDOWN, -ENOMEM,
  * or a backend error.
  */

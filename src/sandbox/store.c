@@ -45,6 +45,10 @@
 #define STORE_SCHEMA_VERSION 1
 /* WAL pages (4 KiB) after which the checkpointer runs: SQLite's default. */
 #define STORE_CKPT_PAGES 1000
+/* Backstop: past this many pages (~32 MiB) the committing writer checkpoints
+ * inline, as SQLite would, so the WAL stays bounded even when the
+ * checkpointer thread is starved of CPU. */
+#define STORE_WAL_HARD_PAGES 8000
 /* A row's blob can never legitimately exceed this (128 x (256 + 4096) + ...). */
 #define STORE_BLOB_MAX (1u << 20)
 
@@ -67,8 +71,10 @@ struct sbx_store {
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
         struct sbx_store *st = arg;
-        (void)db;
-        (void)name;
+        if (pages >= STORE_WAL_HARD_PAGES) {
+                (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                return SQLITE_OK;
+        }
         if (pages >= STORE_CKPT_PAGES) {
                 pthread_mutex_lock(&st->ckpt_lock);
                 st->ckpt_due = true;
@@ -92,6 +98,17 @@ static void *ckpt_main(void *arg)
                 int wal = 0, done = 0;
                 int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                                    &wal, &done);
+                if (rc == SQLITE_OK && done < wal) {
+                        /* Writers appended meanwhile, and SQLite only
+                         * rewinds the WAL after a checkpoint that caught up:
+                         * under steady writes it would grow forever. Catch
+                         * up with writers held off; only the frames written
+                         * during the first pass are left to copy. */
+                        pthread_mutex_lock(&st->lock);
+                        rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                                       &wal, &done);
+                        pthread_mutex_unlock(&st->lock);
+                }
                 if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                         ha_log_warn("sbx.store.checkpoint_failed", "path=%s error=\"%s\"", st->path,
                                     sqlite3_errmsg(st->ckpt_db));
@@ -200,6 +217,13 @@ int sbx_store_open(const char *dir, struct sbx_store **ret_store, struct ha_err 
                             NULL) != SQLITE_OK) {
                 r = ha_err_set(err, -EIO, "state store %s: open for checkpoints: %s", st->path,
                                st->ckpt_db ? sqlite3_errmsg(st->ckpt_db) : "?");
+                goto out_close_db;
+        }
+        /* A fresh connection learns the database is in WAL mode only when
+         * it first reads it; until then checkpoints are silent no-ops. */
+        if (sqlite3_exec(st->ckpt_db, "PRAGMA journal_mode=WAL;", NULL, NULL, NULL) != SQLITE_OK) {
+                r = ha_err_set(err, -EIO, "state store %s: checkpoint connection: %s", st->path,
+                               sqlite3_errmsg(st->ckpt_db));
                 goto out_close_db;
         }
         if ((r = -pthread_create(&st->ckpt_thread, NULL, ckpt_main, st)) < 0) {

@@ -1,9 +1,11 @@
 /*
  * watch.c - sandbox events fanned out to subscribers (WatchEvents).
  *
- * Each subscriber owns a ring of at most cfg.watch_queue_len events; the
- * emitting operation copies the record into every matching ring under the
- * hub lock and never waits. A subscriber that falls a whole ring behind is
+ * Each subscriber owns a ring of at most cfg.watch_queue_len event pointers;
+ * the emitting operation copies the record once into a reference-counted
+ * event, links it into every matching ring under the hub lock and never
+ * waits; each reader copies it out on its own thread. Memory is that of the
+ * events actually queued, not of the ring's capacity. A subscriber that falls a whole ring behind is
  * closed rather than allowed to block sandbox operations or grow memory: it
  * drains what it has, then gets -ENOBUFS and its client re-lists. Events of
  * one sandbox are emitted by whichever operation owns it at the time (its
@@ -23,15 +25,29 @@
 #include "core/time.h"
 #include "sandbox/sbx_int.h"
 
+/* One emitted event, shared by every ring it is queued in. */
+struct ev_node {
+        atomic_int refs;
+        struct sbx_event ev;              /* immutable after emit */
+};
+
 struct sbx_watch {
         sbx_mgr *m;                       /* immutable */
         char id[SBX_ID_MAX + 1];          /* immutable; "" for all */
         pthread_cond_t cond;              /* event queued, overflow, shutdown */
         struct sbx_watch *prev, *next;    /* guarded_by: hub.lock */
-        struct sbx_event *ring;           /* guarded_by: hub.lock */
+        struct ev_node **ring;            /* guarded_by: hub.lock; each holds a ref */
         size_t cap, head, len;            /* guarded_by: hub.lock */
         bool overflow;                    /* guarded_by: hub.lock */
 };
+
+static void node_unref(struct ev_node *n)
+{
+        if (n && atomic_fetch_sub(&n->refs, 1) == 1) {
+                sbx_event_done(&n->ev);
+                free(n);
+        }
+}
 
 int sbx_hub_init(struct sbx_hub *h)
 {
@@ -66,31 +82,38 @@ void sbx_hub_emit(sbx_mgr *m, enum sbx_event_kind kind, const char *reason,
                   const struct sbx_record *rec)
 {
         struct sbx_hub *h = &m->hub;
-        int64_t now = sbx_now(m);
+        /* Built before the lock; a lost allocation marks the subscribers that
+         * would have received it as overflowed (they re-list). */
+        struct ev_node *n = calloc(1, sizeof *n);
+        if (n && sbx_record_copy(&n->ev.rec, rec) < 0) {
+                free(n);
+                n = NULL;
+        }
+        if (n) {
+                atomic_init(&n->refs, 1);   /* ours, dropped below */
+                n->ev.kind = kind;
+                n->ev.time_ms = sbx_now(m);
+                snprintf(n->ev.reason, sizeof n->ev.reason, "%s", reason ? reason : "");
+        }
         pthread_mutex_lock(&h->lock);
         uint64_t seq = ++h->seq;
+        if (n)
+                n->ev.seq = seq;
         for (struct sbx_watch *w = h->head; w; w = w->next) {
                 if (w->overflow || (w->id[0] && strcmp(w->id, rec->id) != 0))
                         continue;
-                if (w->len == w->cap) {
+                if (!n || w->len == w->cap) {
                         w->overflow = true;
                         pthread_cond_signal(&w->cond);
                         continue;
                 }
-                struct sbx_event *ev = &w->ring[(w->head + w->len) % w->cap];
-                if (sbx_record_copy(&ev->rec, rec) < 0) {
-                        w->overflow = true;   /* a lost event is a lost event */
-                        pthread_cond_signal(&w->cond);
-                        continue;
-                }
-                ev->seq = seq;
-                ev->kind = kind;
-                ev->time_ms = now;
-                snprintf(ev->reason, sizeof ev->reason, "%s", reason ? reason : "");
+                atomic_fetch_add(&n->refs, 1);
+                w->ring[(w->head + w->len) % w->cap] = n;
                 w->len++;
                 pthread_cond_signal(&w->cond);
         }
         pthread_mutex_unlock(&h->lock);
+        node_unref(n);
 }
 
 int sbx_watch_new(sbx_mgr *m, const char *id, sbx_watch **ret_watch, struct ha_err *err)
@@ -139,12 +162,13 @@ int sbx_watch_next(sbx_watch *w, uint64_t deadline_ms, struct sbx_event *ret)
 {
         struct sbx_hub *h = &w->m->hub;
         int r = 0;
+        struct ev_node *n = NULL;
         struct timespec ts = ha_abs_monotonic(deadline_ms);
         pthread_mutex_lock(&h->lock);
         for (;;) {
                 if (w->len) {
-                        *ret = w->ring[w->head];   /* moves the owned record */
-                        memset(&w->ring[w->head], 0, sizeof w->ring[w->head]);
+                        n = w->ring[w->head];
+                        w->ring[w->head] = NULL;
                         w->head = (w->head + 1) % w->cap;
                         w->len--;
                         break;
@@ -164,6 +188,12 @@ int sbx_watch_next(sbx_watch *w, uint64_t deadline_ms, struct sbx_event *ret)
                 pthread_cond_timedwait(&w->cond, &h->lock, &ts);
         }
         pthread_mutex_unlock(&h->lock);
+        if (n) {
+                *ret = n->ev;
+                if (sbx_record_copy(&ret->rec, &n->ev.rec) < 0)
+                        r = -ENOMEM;
+                node_unref(n);
+        }
         return r;
 }
 
@@ -182,7 +212,7 @@ void sbx_watch_free(sbx_watch *w)
         h->n--;
         pthread_mutex_unlock(&h->lock);
         for (size_t i = 0; i < w->len; i++)
-                sbx_event_done(&w->ring[(w->head + i) % w->cap]);
+                node_unref(w->ring[(w->head + i) % w->cap]);
         pthread_cond_destroy(&w->cond);
         free(w->ring);
         free(w);
