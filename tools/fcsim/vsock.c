@@ -408,6 +408,11 @@ void fcsim_vsock_stop(struct fcsim_vsock *v)
         if (read(v->evfd, &drain, sizeof drain) < 0) {
                 /* already empty */
         }
+        /* The guest-side socket is ours (unlike uds_path): remove it, in
+         * case the directory outlives this guest. */
+        char path[sizeof v->guest_dir + 8];
+        snprintf(path, sizeof path, "%s/" FCSIM_VSOCK_GUEST_HOST_NAME, v->guest_dir);
+        unlink(path);
         close(v->guest_listen_fd);
         v->guest_listen_fd = -1;
         v->started = false;

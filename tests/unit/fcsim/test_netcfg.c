@@ -1,11 +1,10 @@
-/* Tests tools/fcsim/netcfg.c (ip= parsing) and vsock.c (CONNECT parsing). */
+/* Tests tools/fcsim/netcfg.c: the ip= boot argument parser. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
 #include "netcfg.h"
-#include "vsock.h"
 
 Test(fcsim_netcfg, parses_the_driver_ip_argument)
 {
@@ -34,18 +33,4 @@ Test(fcsim_netcfg, absent_dhcp_and_bad_arguments)
         cr_assert_str_eq(ip.hostname, "myhost");
         cr_assert_str_eq(ip.dev, "eth1");
         cr_assert_eq(ip.gateway.s_addr, 0);
-}
-
-Test(fcsim_vsock, parses_connect_requests)
-{
-        unsigned port = 0;
-        cr_assert_eq(fcsim_vsock_parse_connect("CONNECT 52\n", 11, &port), 11);
-        cr_assert_eq(port, 52);
-        cr_assert_eq(fcsim_vsock_parse_connect("connect 1024\nabc", 16, &port), 13);
-        cr_assert_eq(port, 1024);
-        cr_assert_eq(fcsim_vsock_parse_connect("CONNECT 52", 10, &port), -EINVAL);
-        cr_assert_eq(fcsim_vsock_parse_connect("CONNECT \n", 9, &port), -EINVAL);
-        cr_assert_eq(fcsim_vsock_parse_connect("CONNECT 99999999999\n", 20, &port), -EINVAL);
-        cr_assert_eq(fcsim_vsock_parse_connect("HELLO 52\n", 9, &port), -EINVAL);
-        cr_assert_eq(fcsim_vsock_parse_connect("CONNECT -1\n", 11, &port), -EINVAL);
 }
