@@ -7,7 +7,13 @@
  * Skipped when fcsim is not built or we are not root.
  */
 #include <dirent.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 
 #include "fctest.h"
 #include "rootfs/rootfs.h"
@@ -19,6 +25,7 @@ static const char init_script[] =
         "#!/bin/sh\n"
         "trap 'echo guest: bye; exit 0' TERM\n"
         "echo \"guest: booted args=$HA_BOOT_ARGS\"\n"
+        "echo \"guest: net $(ip -4 addr show dev eth0 2>&1 | grep inet)\"\n"
         "i=0\n"
         "while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.02; done\n";
 
@@ -50,7 +57,7 @@ static void make_base_image(void)
         snprintf(p, sizeof p, "%s/bin/busybox", stage);
         char *cp[] = { "/bin/cp", "/bin/busybox", p, NULL };
         cr_assert_eq(run(cp), 0);
-        const char *applets[] = { "sh", "sleep", "echo", NULL };
+        const char *applets[] = { "sh", "sleep", "echo", "ip", "grep", NULL };
         for (int i = 0; applets[i]; i++) {
                 snprintf(p, sizeof p, "%s/bin/%s", stage, applets[i]);
                 cr_assert_eq(symlink("/bin/busybox", p), 0);
@@ -310,4 +317,68 @@ Test(vm_fcsim, killed_while_paused_is_reported_and_cleaned_up)
         vm_free(v);
         vm_watcher_free(w);
         assert_all_gone(vmm, guest);
+}
+
+/* A slot-like network namespace bound on |nsfile| holding an up TAP |tap|. */
+static void make_netns_with_tap(const char *nsfile, const char *tap)
+{
+        fct_write(nsfile, "", 0644);
+        pid_t c = fork();
+        cr_assert_geq(c, 0);
+        if (c == 0) {
+                if (unshare(CLONE_NEWNET) < 0 ||
+                    mount("/proc/self/ns/net", nsfile, NULL, MS_BIND, NULL) < 0)
+                        _exit(1);
+                int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+                struct ifreq ifr;
+                memset(&ifr, 0, sizeof ifr);
+                snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", tap);
+                ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+                if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0)
+                        _exit(2);
+                int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+                        _exit(3);
+                ifr.ifr_flags |= IFF_UP;
+                if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+                        _exit(4);
+                _exit(0);
+        }
+        int st;
+        waitpid(c, &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "netns setup failed: %d", st);
+}
+
+Test(vm_fcsim, boots_in_the_slot_netns_on_its_tap)
+{
+        require_fcsim();
+        make_base_image();
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(rootfs_clone(images, "base", clone_path, NULL, &e), 0, "%s", e.msg);
+        char nsfile[128];
+        snprintf(nsfile, sizeof nsfile, "%s/netns", tdir);
+        make_netns_with_tap(nsfile, "havmtap0");
+
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s);
+        s.netns_path = nsfile;
+        s.tap_name = "havmtap0";
+        s.guest_mac = "06:00:ac:10:00:02";
+        vm *v;
+        int r = vm_start(&c, &s, &v, &e);
+        if (r == 0) {
+                /* fcsim opened the slot's TAP from inside the slot netns
+                 * (TUNSETIFF would have created a fresh one in ours
+                 * otherwise), and the guest got its address. */
+                cr_assert_eq(if_nametoindex("havmtap0"), 0, "TAP opened in the host netns");
+                cr_assert(wait_console("guest: net", 5000), "no network line");
+                cr_assert(wait_console("inet 172.16.0.2/30", 1000), "guest address not set");
+                pid_t vmm = vm_pid(v), guest = guest_pid(vmm);
+                cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
+                vm_free(v);
+                assert_all_gone(vmm, guest);
+        }
+        umount2(nsfile, MNT_DETACH);
+        cr_assert_eq(r, 0, "%s", e.msg);
 }
