@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "service/authz.h"
+#include "service/backend_real.h"
 #include "service/health.h"
 #include "service/hostagent_svc.h"
 #include "service/reflection.h"
@@ -32,13 +34,84 @@ const char *ha_daemon_runtime(struct ha_daemon *d)
 
 void ha_daemon_capacity(struct ha_daemon *d, Hostagent__V1__Capacity *cap, Hostagent__V1__Capacity *use)
 {
-        cap->sandboxes = d->cfg.slots;
+        if (d->mgr) {
+                struct sbx_host_info hi;
+                sbx_mgr_host_info(d->mgr, &hi);
+                cap->sandboxes = hi.capacity.sandboxes;
+                cap->slots = hi.capacity.slots;
+                cap->vcpus = hi.capacity.vcpus;
+                cap->memory_mib = hi.capacity.memory_mib;
+                use->sandboxes = hi.usage.sandboxes;
+                use->slots = hi.usage.slots;
+                use->vcpus = hi.usage.vcpus;
+                use->memory_mib = hi.usage.memory_mib;
+                return;
+        }
+        cap->sandboxes = 0;
         cap->slots = d->cfg.slots;
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
         cap->vcpus = (uint32_t)((double)ncpu * d->cfg.overcommit);
-        cap->memory_mib = (uint64_t)((double)pages * (double)psize / 1048576.0 * d->cfg.overcommit);
-        (void)use;
+        cap->memory_mib = (uint64_t)((double)pages * (double)psize / 1048576.0);
+}
+
+/* Recovery runs beside the loop: the agent answers (health NOT_SERVING,
+ * sandbox calls UNAVAILABLE) while it re-adopts what an earlier run left. */
+static void *recover_main(void *arg)
+{
+        struct ha_daemon *d = arg;
+        struct ha_err err = { "" };
+        uint64_t t0 = ha_now_ms();
+        int r = sbx_mgr_recover(d->mgr, &err);
+        if (r < 0) {
+                ha_log_error("agent.recovery_failed", "err=\"%s\"", err.msg);
+                return NULL;
+        }
+        if (d->backend)
+                ha_backend_start(d->backend);
+        struct sbx_host_info hi;
+        sbx_mgr_host_info(d->mgr, &hi);
+        ha_log_info("agent.recovered", "running=%u paused=%u failed=%u ms=%" PRIu64, hi.running, hi.paused,
+                    hi.failed, ha_now_ms() - t0);
+        svc_health_set_serving(d->health, true);
+        return NULL;
+}
+
+static int start_manager(struct ha_daemon *d, const struct ha_daemon_hooks *hooks, struct ha_err *err)
+{
+        const struct sbx_backend *table = NULL;
+        int r = hooks && hooks->backend_new ? hooks->backend_new(d, &table, err) : 0;
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                if (!d->cfg.firecracker_bin) {
+                        ha_log_warn("agent.no_runtime", "reason=\"no --firecracker-bin: sandbox calls answer UNAVAILABLE\"");
+                        return 0;
+                }
+                r = ha_backend_new(&d->cfg, &d->backend, err);
+                if (r < 0)
+                        return r;
+                table = ha_backend_table(d->backend);
+        }
+        struct sbx_config sc;
+        sbx_config_init(&sc);
+        sc.state_dir = d->cfg.state_dir;
+        sc.max_sandboxes = d->cfg.slots;
+        sc.slots = d->cfg.slots;
+        sc.cpu_overcommit = d->cfg.overcommit;
+        sc.max_vcpus = d->cfg.max_vcpus;
+        sc.max_memory_mib = d->cfg.max_memory_mib;
+        sc.default_ttl_s = d->cfg.default_ttl_s;
+        sc.max_ttl_s = d->cfg.max_ttl_s;
+        sc.paused_ttl_s = d->cfg.paused_ttl_s;
+        r = sbx_mgr_new(&sc, table, &d->mgr, err);
+        if (r < 0)
+                return r;
+        if (d->backend)
+                ha_backend_attach(d->backend, d->mgr);
+        if (hooks && hooks->backend_attach)
+                hooks->backend_attach(d, d->mgr);
+        return 0;
 }
 
 static void on_signal(void *ctx, int fd)
@@ -63,6 +136,8 @@ static void on_drain(void *ctx)
 {
         struct ha_daemon *d = ctx;
         svc_health_shutdown(d->health);
+        if (d->mgr)
+                sbx_mgr_drain(d->mgr);     /* watchers end; sandboxes keep running */
 }
 
 static const char *none_if_empty(const char *s)
@@ -70,7 +145,7 @@ static const char *none_if_empty(const char *s)
         return s && *s && strcmp(s, "none") != 0 ? s : NULL;
 }
 
-int ha_daemon_main(int argc, char **argv, ha_register_fn extra)
+int ha_daemon_main(int argc, char **argv, const struct ha_daemon_hooks *hooks)
 {
         struct ha_daemon d = { .sigfd = -1 };
         struct ha_err err = { "" };
@@ -132,20 +207,40 @@ int ha_daemon_main(int argc, char **argv, ha_register_fn extra)
         d.health = svc_health_new();
         d.api = svc_hostagent_new(&d);
         if (!d.health || !d.api || svc_health_register(d.health, d.srv) < 0 ||
-            svc_hostagent_register(d.api, d.srv) < 0 || svc_reflection_register(d.srv) < 0 || (extra && extra(&d, d.srv) < 0) ||
+            svc_hostagent_register(d.api, d.srv) < 0 || svc_reflection_register(d.srv) < 0 ||
+            (hooks && hooks->register_extra && hooks->register_extra(&d, d.srv) < 0) ||
             rpc_server_watch_fd(d.srv, d.sigfd, on_signal, &d) < 0) {
                 fprintf(stderr, "hostagent: cannot register services\n");
                 goto out_srv;
         }
         rpc_server_on_drain(d.srv, on_drain, &d);
-        svc_health_set_serving(d.health, true);
+        if (start_manager(&d, hooks, &err) < 0) {
+                fprintf(stderr, "hostagent: %s\n", err.msg);
+                ha_log_error("agent.start_failed", "err=\"%s\"", err.msg);
+                goto out_srv;
+        }
+        if (d.mgr) {
+                d.recovering = pthread_create(&d.recover_thread, NULL, recover_main, &d) == 0;
+                if (!d.recovering)
+                        goto out_srv;
+        } else {
+                svc_health_set_serving(d.health, true);
+        }
         ha_log_info("agent.ready", "version=%s listen=%s h2c=%s tls_port=%d h2c_port=%d runtime=%s",
                     HA_VERSION, sc.listen ? sc.listen : "-", sc.h2c_listen ? sc.h2c_listen : "-",
                     rpc_server_tls_port(d.srv), rpc_server_h2c_port(d.srv), ha_daemon_runtime(&d));
         rpc_server_run(d.srv);
         status = 0;
 out_srv:
+        if (d.recovering)
+                pthread_join(d.recover_thread, NULL);
+        if (d.mgr)
+                sbx_mgr_drain(d.mgr);
         rpc_server_free(d.srv);     /* joins workers: handlers are done after this */
+        sbx_mgr_free(d.mgr);        /* VMMs keep running: a restart re-adopts them */
+        ha_backend_free(d.backend);
+        if (hooks && hooks->backend_free)
+                hooks->backend_free(&d);
         svc_hostagent_free(d.api);
         svc_health_free(d.health);
 out_sig:

@@ -15,6 +15,7 @@
 #include "core/time.h"
 #include "hostagent/test/v1/test.pb-c.h"
 #include "service/daemon.h"
+#include "testd/fake_backend.h"
 
 static struct {
         pthread_mutex_t lock;
@@ -199,5 +200,11 @@ static int register_test(struct ha_daemon *d, rpc_server *srv)
 
 int main(int argc, char **argv)
 {
-        return ha_daemon_main(argc, argv, register_test);
+        static const struct ha_daemon_hooks hooks = {
+                .register_extra = register_test,
+                .backend_new = testd_backend_new,
+                .backend_attach = testd_backend_attach,
+                .backend_free = testd_backend_free,
+        };
+        return ha_daemon_main(argc, argv, &hooks);
 }
