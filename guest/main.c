@@ -22,8 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -179,10 +181,12 @@ static void on_signal(struct ga_agent *a)
         while (read(a->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGCHLD)
                         continue;
-                if (!a->pid1) {
-                        ha_log_info("guest.stopping", "signal=%u", si.ssi_signo);
-                        a->stopping = true;
-                }
+                /* PID 1: SIGTERM is fcsim's Ctrl-Alt-Del, SIGINT the
+                 * kernel's (CAD is disabled at boot); SIGHUP means nothing. */
+                if (a->pid1 && si.ssi_signo == SIGHUP)
+                        continue;
+                ha_log_info("guest.stopping", "signal=%u", si.ssi_signo);
+                a->stopping = true;
         }
         reap(a);
 }
@@ -211,6 +215,39 @@ static void raise_nofile(void)
                 rl.rlim_cur = rl.rlim_max;
                 setrlimit(RLIMIT_NOFILE, &rl);
         }
+}
+
+/* PID 1 shutdown: every process gets SIGTERM, then SIGKILL after a grace
+ * period, filesystems are synced and the machine reboots (Firecracker
+ * exits on a guest reboot; in a PID namespace the kernel ends the
+ * namespace's init instead). Never returns when reboot works. */
+static void shutdown_guest(struct ga_agent *a)
+{
+        uint64_t grace_end;
+        struct timespec ts;
+
+        kill(-1, SIGTERM);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        grace_end = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 2000;
+        for (;;) {
+                pid_t p = waitpid(-1, NULL, WNOHANG);
+
+                if (p < 0 && errno == ECHILD)
+                        break;
+                if (p > 0)
+                        continue;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                if ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 >= grace_end)
+                        break;
+                usleep(10000);
+        }
+        kill(-1, SIGKILL);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+                ;
+        sync();
+        ha_log_info("guest.reboot", "sessions=%u", a->n_sessions);
+        if (reboot(RB_AUTOBOOT) < 0)
+                ha_log_warn("guest.reboot_failed", "errno=%d", errno);
 }
 
 static int run(struct ga_agent *a)
@@ -267,8 +304,12 @@ int main(int argc, char **argv)
         ha_log_setup(lvl, HA_LOG_TEXT, 2);
 
         a.pid1 = getpid() == 1;
-        if (a.pid1)
+        if (a.pid1) {
                 ga_init_system(getenv("HA_BOOT_ARGS"));
+                /* Ctrl-Alt-Del becomes SIGINT to us instead of an instant
+                 * hard reboot (fails harmlessly inside a PID namespace). */
+                reboot(RB_DISABLE_CAD);
+        }
         else
                 prctl(PR_SET_CHILD_SUBREAPER, 1);
         ga_init_stdio();
@@ -291,9 +332,9 @@ int main(int argc, char **argv)
                 if (a.pid1) {
                         /* PID 1 must not exit (the kernel would panic): keep
                          * reaping so the console shows the log above. */
-                        for (;;) {
-                                pause();
-                        }
+                        for (;;)
+                                if (waitpid(-1, NULL, 0) < 0)
+                                        sleep(1);
                 }
                 return 1;
         }
@@ -306,6 +347,8 @@ int main(int argc, char **argv)
         r = run(&a);
         ga_session_kill_all(&a);
         ga_session_bury(&a);
+        if (a.pid1)
+                shutdown_guest(&a);
         reap(&a);
         close(a.listen_fd);
         close(a.sig_fd);

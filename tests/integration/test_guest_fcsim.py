@@ -209,3 +209,15 @@ def test_sixty_four_concurrent_commands_and_incremental_output(vm, pb):
     g.close()
     assert first < 0.3, first
     assert n >= 8
+
+
+def test_ctrl_alt_del_shuts_the_guest_down_cleanly(vm, pb):
+    g = Guest(vm.vsock_path, pb)
+    g.send(start=pb.Start(argv=["sleep", "60"]))
+    assert g.event().WhichOneof("kind") == "started"
+    t0 = time.monotonic()
+    vm.ok("PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    assert vm.wait_exit(timeout=10) == 0
+    assert time.monotonic() - t0 < 5
+    assert g.event() is None, "the connection ends with the guest"
+    g.close()

@@ -143,6 +143,11 @@ def run(vsock_dir, pb, argv, user="", timeout=20):
     return out.decode(), err.decode(), last
 
 
+class Booted:
+    def __init__(self, vsock, proc):
+        self.vsock, self.proc = vsock, proc
+
+
 @pytest.fixture
 def booted(image, tmp_path):
     """The image booted like the simulator does: agent = PID 1 of a new PID
@@ -169,36 +174,37 @@ def booted(image, tmp_path):
             break
         time.sleep(0.01)
     assert os.path.exists(sock_path), open(tmp_path / "console.log").read()
-    yield str(vsock)
+    yield Booted(str(vsock), proc)
     console = open(tmp_path / "console.log").read()
     assert "guest.init" in console and "level=warn" not in console and "level=error" not in console, console
-    proc.send_signal(signal.SIGKILL)    # --kill-child: PID 1 of the namespace dies, and with it all
-    proc.wait()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)    # --kill-child: PID 1 of the namespace dies, and with it all
+        proc.wait()
     log.close()
 
 
 def test_agent_as_pid1_sets_up_the_guest(booted, pb):
-    out, _, last = run(booted, pb, ["uname", "-n"])
+    out, _, last = run(booted.vsock, pb, ["uname", "-n"])
     assert last.WhichOneof("kind") == "exited" and last.exited.exit_code == 0
     assert out == "guest-under-test\n"
-    out, _, _ = run(booted, pb, ["cat", "/proc/1/cmdline"])
+    out, _, _ = run(booted.vsock, pb, ["cat", "/proc/1/cmdline"])
     assert out.split("\0")[0] == "/sbin/init"
-    out, _, _ = run(booted, pb, ["sh", "-c", "cat /proc/mounts"])
+    out, _, _ = run(booted.vsock, pb, ["sh", "-c", "cat /proc/mounts"])
     mounts = {line.split()[1]: line.split()[2] for line in out.splitlines()}
     assert mounts.get("/proc") == "proc"
     assert mounts.get("/sys") == "sysfs"
     assert mounts.get("/dev") in ("devtmpfs", "tmpfs")
     assert mounts.get("/dev/pts") == "devpts"
     assert mounts.get("/tmp") == "tmpfs" and mounts.get("/run") == "tmpfs"
-    out, _, _ = run(booted, pb, ["sh", "-c", "echo x > /dev/null && head -c 4 /dev/zero | wc -c"])
+    out, _, _ = run(booted.vsock, pb, ["sh", "-c", "echo x > /dev/null && head -c 4 /dev/zero | wc -c"])
     assert out.strip() == "4"
 
 
 def test_agent_runs_commands_as_the_image_user(booted, pb):
-    out, _, last = run(booted, pb, ["sh", "-c", "id -u; id -g; echo $HOME; pwd"], user="user")
+    out, _, last = run(booted.vsock, pb, ["sh", "-c", "id -u; id -g; echo $HOME; pwd"], user="user")
     assert last.WhichOneof("kind") == "exited", last
     assert out == "1000\n1000\n/home/user\n/home/user\n"
-    _, _, last = run(booted, pb, ["true"], user="nosuchuser")
+    _, _, last = run(booted.vsock, pb, ["true"], user="nosuchuser")
     assert last.WhichOneof("kind") == "error"
     assert last.error.code == pb.ERROR_CODE_UNKNOWN_USER
 
@@ -206,8 +212,30 @@ def test_agent_runs_commands_as_the_image_user(booted, pb):
 def test_pid1_reaps_orphans(booted, pb):
     # The shell exits at once; its background children are orphaned to the
     # agent (PID 1), which must reap them when they exit.
-    run(booted, pb, ["sh", "-c", "for i in 1 2 3 4 5; do (sleep 0.2 &) ; done"])
+    run(booted.vsock, pb, ["sh", "-c", "for i in 1 2 3 4 5; do (sleep 0.2 &) ; done"])
     time.sleep(0.8)
-    out, _, _ = run(booted, pb, ["sh", "-c", "cat /proc/[0-9]*/stat 2>/dev/null"])
+    out, _, _ = run(booted.vsock, pb, ["sh", "-c", "cat /proc/[0-9]*/stat 2>/dev/null"])
     zombies = [line for line in out.splitlines() if line.split(") ")[-1].startswith("Z")]
     assert zombies == []
+
+
+def test_sigterm_to_pid1_stops_the_guest(booted, pb):
+    # SIGTERM is how the simulator delivers Ctrl-Alt-Del: PID 1 kills every
+    # process (commands included), syncs and reboots, which ends the PID
+    # namespace.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.path.join(booted.vsock, str(GUEST_PORT)))
+    req = pb.GuestRequest()
+    req.start.argv.extend(["sleep", "60"])
+    send(s, req)
+    assert next(events(s, pb)).WhichOneof("kind") == "started"
+    unshare = booted.proc
+    with open(f"/proc/{unshare.pid}/task/{unshare.pid}/children") as f:
+        init_pid = int(f.read().split()[0])
+    t0 = time.monotonic()
+    os.kill(init_pid, signal.SIGTERM)
+    unshare.wait(timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert list(events(s, pb)) == [], "the connection just ends"
+    s.close()
+
