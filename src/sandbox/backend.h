@@ -16,14 +16,18 @@
  * with words for a person; gets the table's |ctx| first; may block (the
  * manager holds no lock while calling it); must be thread-safe across
  * different sandboxes (the manager never runs two hooks for the same
- * sandbox at once). Releases must be idempotent enough to be retried after
- * a failure (the manager keeps what a failed release still holds in a FAILED
- * record, and destroy retries).
+ * sandbox at once). An acquiring hook that fails leaves nothing behind (it
+ * undoes its own partial work); the manager then releases the earlier steps.
+ * Releases must be idempotent enough to be retried after a failure (the
+ * manager keeps what a failed release still holds in a FAILED record, and
+ * destroy, or the reaper a minute later, retries).
  *
  * VMM lifetime: the process must not die with the agent (own session and
  * process group). When it exits without being asked to, the backend calls
  * sbx_mgr_vmm_exited() (sbx.h) with its pid; that call never re-enters the
- * backend before it returns.
+ * backend before it returns. Exits the backend caused itself (vmm_stop,
+ * vmm_snapshot) are not reported. The backend watches every VMM it returns
+ * from vmm_start, vmm_restore and vmm_adopt (e.g. a pidfd in its own thread).
  */
 #ifndef HA_SBX_BACKEND_H
 #define HA_SBX_BACKEND_H

@@ -621,6 +621,8 @@ int sbx_mgr_pause(sbx_mgr *m, const char *id, bool snapshot, const struct sbx_ca
         }
         s->state = SBX_STATE_PAUSED;
         s->snapshotted = snapshot;
+        if (snapshot)
+                s->vmm_dead = false;   /* that exit was ours: the snapshot stopped it */
         s->expires_at_ms = sbx_now(m) + (int64_t)m->cfg.paused_ttl_s * 1000;
         sbx_reaper_arm(m, s, s->expires_at_ms);
         pthread_mutex_unlock(&s->lock);

@@ -280,7 +280,8 @@ int sbx_mgr_list(sbx_mgr *m, const struct sbx_filter *f, struct sbx_record **ret
  * create returns -ECANCELED), a FAILED one releases what it still holds.
  * Waits for an operation in flight on the same sandbox. Emits DESTROYED
  * (reason "destroyed"). Returns 0, -EINVAL, -ENOENT, -ECANCELED (|cancel|
- * fired while waiting; nothing changed), -ESHUTDOWN, or a backend error (the
+ * fired while waiting for another operation: nothing changed, except that a
+ * CREATING sandbox still rolls back), -ESHUTDOWN, or a backend error (the
  * sandbox is then FAILED and still holds what could not be released; destroy
  * again to retry).
  */

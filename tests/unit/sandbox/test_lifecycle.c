@@ -505,3 +505,67 @@ Test(sbx_lifecycle, nothing_mutates_before_recovery_or_after_drain)
         cr_assert_eq(sbx_mgr_create(x.m, &s, NULL, &rec, &e), -ESHUTDOWN);
         fix_done(&x);
 }
+
+/* Each release step of a destroy fails in turn: the sandbox is FAILED and
+ * holds exactly what was not released; a second destroy finishes. */
+Test(sbx_lifecycle, each_failing_release_step_is_retried_by_destroy)
+{
+        static const enum fake_step steps[] = { FAKE_VMM_STOP, FAKE_ROOTFS_REMOVE, FAKE_NET_RELEASE };
+        struct fix x;
+        fix_init(&x, false);
+        fix_open(&x);
+        for (size_t i = 0; i < 3; i++) {
+                create_ok(&x, "rel");
+                fake_fail(x.f, steps[i], EBUSY, 1);
+                struct ha_err e = { { 0 } };
+                cr_assert_eq(sbx_mgr_destroy(x.m, "rel", NULL, &e), -EBUSY, "step %zu", i);
+                struct sbx_record rec;
+                cr_assert_eq(sbx_mgr_get(x.m, "rel", &rec, NULL), 0);
+                cr_assert_eq(rec.state, SBX_STATE_FAILED);
+                cr_assert(strstr(rec.failure, "destroy failed"), "%s", rec.failure);
+                sbx_record_done(&rec);
+                int net, rootfs, vmm;
+                fake_live(x.f, &net, &rootfs, &vmm);
+                cr_assert_eq(vmm, i < 1 ? 1 : 0, "step %zu", i);
+                cr_assert_eq(rootfs, i < 2 ? 1 : 0, "step %zu", i);
+                cr_assert_eq(net, 1, "step %zu", i);
+                cr_assert_eq(sbx_mgr_destroy(x.m, "rel", NULL, &e), 0, "%s", e.msg);
+                cr_assert(fake_empty(x.f));
+        }
+        cr_assert_eq(fake_violations(x.f), 0);
+        fix_done(&x);
+}
+
+struct pause_arg {
+        struct fix *x;
+        int r;
+};
+
+static void *pause_thread(void *p)
+{
+        struct pause_arg *a = p;
+        a->r = sbx_mgr_pause(a->x->m, "mid", false, NULL, NULL, NULL);
+        return NULL;
+}
+
+/* A VMM exit reported while a pause is in flight is handled when the pause
+ * ends: the sandbox becomes FAILED and releases everything. */
+Test(sbx_lifecycle, vmm_exit_during_an_operation_is_handled_after_it)
+{
+        struct fix x;
+        fix_init(&x, false);
+        fix_open(&x);
+        create_ok(&x, "mid");
+        fake_delay(x.f, FAKE_VMM_PAUSE, 200);
+        struct pause_arg a = { &x, 1 };
+        pthread_t t;
+        pthread_create(&t, NULL, pause_thread, &a);
+        usleep(50000);
+        cr_assert_gt(fake_kill_vmm(x.f, "mid", true), 0);
+        pthread_join(t, NULL);
+        /* the fake refuses to pause a dead VMM, or paused it just before */
+        cr_assert(a.r == 0 || a.r == -EPROTO, "%d", a.r);
+        cr_assert(wait_state(&x, "mid", SBX_STATE_FAILED, 2000));
+        cr_assert(fake_empty(x.f));
+        fix_done(&x);
+}

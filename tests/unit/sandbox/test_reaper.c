@@ -243,3 +243,22 @@ Test(sbx_reaper, failed_sandboxes_expire_too)
         sbx_watch_free(w);
         fix_done(&x);
 }
+
+/* A destroy whose release failed is retried by the reaper a minute later. */
+Test(sbx_reaper, failed_cleanup_is_retried_after_a_minute)
+{
+        struct fix x;
+        fix_init(&x, false);
+        fix_open(&x);
+        create_ttl(&x, "retry", 1000);
+        fake_fail(x.f, FAKE_ROOTFS_REMOVE, EBUSY, 1);
+        cr_assert_eq(sbx_mgr_destroy(x.m, "retry", NULL, NULL), -EBUSY);
+        cr_assert_eq(state_of(&x, "retry"), SBX_STATE_FAILED);
+        fix_advance(&x, 59000);
+        usleep(50000);
+        cr_assert_eq(state_of(&x, "retry"), SBX_STATE_FAILED);
+        fix_advance(&x, 1000);
+        cr_assert(wait_state(&x, "retry", SBX_STATE_GONE, 2000));
+        cr_assert(fake_empty(x.f));
+        fix_done(&x);
+}

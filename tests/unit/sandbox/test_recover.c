@@ -318,3 +318,30 @@ Test(sbx_recover, kill_9_mid_create_is_rolled_back_at_restart)
         create_ok(&x, "half");
         fix_done(&x);
 }
+
+/* A VMM that runs but cannot be adopted is stopped (by id, no handle), its
+ * sandbox reported FAILED; a failing orphan sweep does not keep the agent
+ * from serving. */
+Test(sbx_recover, unadoptable_vmm_is_stopped_and_orphan_failure_is_not_fatal)
+{
+        struct fix x;
+        fix_init(&x, false);
+        fix_open(&x);
+        create_ok(&x, "stubborn");
+        create_ok(&x, "fine");
+        fix_close(&x);
+        fake_fail(x.f, FAKE_VMM_ADOPT, EIO, 2);   /* both tries for "fine" (ids load sorted) */
+        fake_fail(x.f, FAKE_CLEANUP_ORPHANS, EIO, 1);
+        fix_open(&x);
+        struct sbx_record rec;
+        cr_assert_eq(sbx_mgr_get(x.m, "fine", &rec, NULL), 0);
+        cr_assert_eq(rec.state, SBX_STATE_FAILED);
+        sbx_record_done(&rec);
+        cr_assert_eq(state_of(&x, "stubborn"), SBX_STATE_RUNNING);
+        cr_assert_not(fake_get(x.f, "fine", &(struct fake_ent){ 0 }), "its VMM was stopped");
+        int net, rootfs, vmm;
+        fake_live(x.f, &net, &rootfs, &vmm);
+        cr_assert_eq(vmm, 1);
+        cr_assert_eq(fake_violations(x.f), 0);
+        fix_done(&x);
+}
