@@ -63,12 +63,12 @@ static int split_dest(const char *dest_path, struct tmpfile *t, struct ha_err *e
         if (dlen >= sizeof t->dir)
                 return ha_err_set(err, -ENAMETOOLONG, "clone destination path too long");
         if (slash == dest_path) {
-                strcpy(t->dir, "/");
+                snprintf(t->dir, sizeof t->dir, "%s", "/");
         } else if (slash) {
                 memcpy(t->dir, dest_path, dlen);
                 t->dir[dlen] = '\0';
         } else {
-                strcpy(t->dir, ".");
+                snprintf(t->dir, sizeof t->dir, "%s", ".");
         }
         snprintf(t->base, sizeof t->base, "%s", base);
         return 0;

@@ -75,13 +75,13 @@ struct vm {
         char jail_dir[PATH_MAX];        /* <chroot_base>/<exec>/<id> (jailer mode) */
         char jail_root[PATH_MAX];       /* jail_dir/root */
         /* host side */
-        char api_sock[VM_SUN_PATH_MAX + 1];
-        char vsock[VM_SUN_PATH_MAX + 1];
+        char api_sock[PATH_MAX];
+        char vsock[PATH_MAX];
         char console_log[PATH_MAX];
         char fc_log[PATH_MAX];
         /* as the VMM sees them */
-        char api_sock_vmm[VM_SUN_PATH_MAX + 1];
-        char vsock_vmm[VM_SUN_PATH_MAX + 1];
+        char api_sock_vmm[PATH_MAX];
+        char vsock_vmm[PATH_MAX];
         char fc_log_vmm[PATH_MAX];
         char kernel_vmm[PATH_MAX];
         char rootfs_vmm[PATH_MAX];
@@ -159,7 +159,7 @@ static int compute_paths(vm *v, struct ha_err *err)
                         return ha_err_set(err, -ENAMETOOLONG, "run directory path too long");
                 if (join(v->api_sock, sizeof v->api_sock, v->dir, "api.sock") < 0 ||
                     join(v->vsock, sizeof v->vsock, v->dir, "vsock.sock") < 0)
-                        goto too_long;
+                        return ha_err_set(err, -ENAMETOOLONG, "run directory path too long");
                 memcpy(v->api_sock_vmm, v->api_sock, sizeof v->api_sock);
                 memcpy(v->vsock_vmm, v->vsock, sizeof v->vsock);
         } else {
@@ -174,20 +174,17 @@ static int compute_paths(vm *v, struct ha_err *err)
                         return ha_err_set(err, -ENAMETOOLONG, "jail path too long");
                 if (join(v->api_sock, sizeof v->api_sock, v->jail_root, "api.sock") < 0 ||
                     join(v->vsock, sizeof v->vsock, v->jail_root, "vsock.sock") < 0)
-                        goto too_long;
-                strcpy(v->api_sock_vmm, "/api.sock");
-                strcpy(v->vsock_vmm, "/vsock.sock");
-                strcpy(v->fc_log_vmm, "/fc.log");
-                strcpy(v->kernel_vmm, "/kernel");
-                strcpy(v->rootfs_vmm, "/rootfs");
+                        return ha_err_set(err, -ENAMETOOLONG, "jail path too long");
+                snprintf(v->api_sock_vmm, sizeof v->api_sock_vmm, "%s", "/api.sock");
+                snprintf(v->vsock_vmm, sizeof v->vsock_vmm, "%s", "/vsock.sock");
+                snprintf(v->fc_log_vmm, sizeof v->fc_log_vmm, "%s", "/fc.log");
+                snprintf(v->kernel_vmm, sizeof v->kernel_vmm, "%s", "/kernel");
+                snprintf(v->rootfs_vmm, sizeof v->rootfs_vmm, "%s", "/rootfs");
         }
         r = vm_sock_path_check("API socket", v->api_sock, 0, err);
         if (r == 0)
                 r = vm_sock_path_check("vsock socket", v->vsock, VSOCK_PORT_SUFFIX_MAX, err);
         return r;
-too_long:
-        return vm_sock_path_check("vsock socket", v->jailer_bin ? v->jail_root : v->dir,
-                                  VSOCK_PORT_SUFFIX_MAX + strlen("/vsock.sock"), err);
 }
 
 int vm_create(const struct vm_config *cfg, const struct vm_spec *spec, vm **ret,

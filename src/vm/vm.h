@@ -152,12 +152,15 @@ int vm_restore(vm *v, const char *snapshot_path, const char *mem_path, struct ha
 int vm_stop(vm *v, struct ha_err *err);
 
 /* Releases the handle. Does NOT stop the VMM (see the lifetime rule); call
- * vm_stop() first to destroy it. NULL is a no-op. */
+ * vm_stop() first to destroy it. Not concurrently with another call on |v|.
+ * NULL is a no-op. */
 void vm_free(vm *v);
 
 /* Re-attaches to a VMM that survived an agent restart: checks (pid,
  * starttime), opens a pidfd, reconnects to the API socket and reads the
- * state (GET /). Returns 0, -ESRCH (that process is gone; clean up with
+ * state (GET /). |cfg| and |spec| must be the ones the VM was started with
+ * (the paths are derived from run_dir and id), so persist the spec with
+ * (pid, starttime). Returns 0, -ESRCH (that process is gone; clean up with
  * vm_create + vm_stop), -ECONNREFUSED/-ENOENT (API socket gone) or -errno.
  * An adopted VMM is not our child: its exit status is unknown (ex->known
  * false). */
