@@ -736,7 +736,10 @@ int sbx_mgr_vmm_exited(sbx_mgr *m, const char *id, int pid, int exit_status, con
         } else {
                 char how[48];
                 if (exit_status < 0)
-                        snprintf(how, sizeof how, "killed by signal %d", -exit_status);
+                        snprintf(how, sizeof how, "exit status unknown");
+                else if (exit_status > 128 && exit_status < 128 + 65)
+                        snprintf(how, sizeof how, "status %d, signal %d", exit_status,
+                                 exit_status - 128);
                 else
                         snprintf(how, sizeof how, "exit code %d", exit_status);
                 snprintf(s->dead_reason, sizeof s->dead_reason, "vmm pid %d exited (%s): %.150s",

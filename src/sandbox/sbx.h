@@ -328,7 +328,9 @@ int sbx_mgr_vsock_path(sbx_mgr *m, const char *id, char *ret_path, size_t size,
 /*
  * Called by the backend when a VMM process exits without being asked to
  * (pid identifies which process, so a late report about a destroyed
- * sandbox's VMM never hits a new sandbox with the same id). Never calls back
+ * sandbox's VMM never hits a new sandbox with the same id). |exit_status| is
+ * the exit code as a shell shows it (128 + signal when killed by one), or -1
+ * when unknown; |reason| is free text (e.g. the VMM's last log line). Never calls back
  * into the backend before returning: the sandbox is marked FAILED with
  * "vmm exited (<status>): <reason>" and its resources are released on a
  * reaper worker. Returns 0, or -ENOENT / -ESRCH (no such sandbox or not its

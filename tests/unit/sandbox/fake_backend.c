@@ -550,7 +550,7 @@ int fake_kill_vmm(struct fake *f, const char *id, bool report)
         }
         pthread_mutex_unlock(&f->lock);
         if (pid && report && f->mgr)
-                sbx_mgr_vmm_exited(f->mgr, id, pid, -9, "killed by test");
+                sbx_mgr_vmm_exited(f->mgr, id, pid, 128 + 9, "killed by test");
         return pid;
 }
 
