@@ -165,9 +165,22 @@ def test_pause_freezes_the_guest_and_resume_thaws_it(vm):
     with open(f"/sys/fs/cgroup/freezer/{vm.cgroup_name()}/freezer.state") as f:
         assert f.read().strip() == "FROZEN"
     a = read_counter(pid)
+    # A vsock request made while paused is answered only after resume.
+    result = {}
+
+    def dial():
+        s, result["line"] = vsock_connect(vm.vsock_path, 5000)
+        result["at"] = time.monotonic()
+        s.close()
+    t = threading.Thread(target=dial)
+    t.start()
     time.sleep(0.5)
     assert read_counter(pid) == a
+    assert "line" not in result
+    resumed_at = time.monotonic()
     vm.ok("PATCH", "/vm", {"state": "Resumed"})
+    t.join(5)
+    assert result["line"].startswith("OK ") and result["at"] >= resumed_at
     assert vm.state() == "Running"
     assert wait_until(lambda: read_counter(pid) > a)
 

@@ -46,6 +46,8 @@ static int set_paused(struct fcsim_vm *vm, bool paused, struct ha_err *err)
                 return r;
         if (vm->relay)
                 fcsim_relay_set_paused(vm->relay, paused);
+        if (vm->vsock)
+                fcsim_vsock_set_paused(vm->vsock, paused);
         vm->state = paused ? FCSIM_PAUSED : FCSIM_RUNNING;
         return 0;
 }

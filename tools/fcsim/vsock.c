@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/time.h"
 
 /* Per-direction copy buffer. */
 #define VSOCK_BUF 65536
@@ -56,6 +57,8 @@ struct fcsim_vsock {
         struct conn *conns;             /* guarded_by: lock */
         unsigned n_conns;               /* guarded_by: lock */
         bool stopping;                  /* guarded_by: lock */
+        bool paused;                    /* guarded_by: lock */
+        pthread_cond_t resumed;         /* signalled when paused or stopping changes */
         uint32_t next_host_port;        /* guarded_by: lock */
 };
 
@@ -190,6 +193,20 @@ static int dial(struct fcsim_vsock *v, bool to_host, unsigned port)
         return fd;
 }
 
+/* Waits until the VM is not paused or |deadline_ms| passes. Returns true
+ * when it runs (and fcsim is not stopping the service). */
+static bool wait_running(struct fcsim_vsock *v, uint64_t deadline_ms)
+{
+        pthread_mutex_lock(&v->lock);
+        while (v->paused && !v->stopping && ha_now_ms() < deadline_ms) {
+                struct timespec ts = ha_abs_monotonic(deadline_ms);
+                pthread_cond_timedwait(&v->resumed, &v->lock, &ts);
+        }
+        bool ok = !v->paused && !v->stopping;
+        pthread_mutex_unlock(&v->lock);
+        return ok;
+}
+
 /* Handshake, then the accepted -> dialed direction. */
 static void *accepted_to_dialed_main(void *arg)
 {
@@ -199,6 +216,7 @@ static void *accepted_to_dialed_main(void *arg)
         char req[VSOCK_REQ_MAX];
         unsigned port = 0;
 
+        uint64_t t0 = ha_now_ms();
         struct pollfd pfd = { .fd = c->accepted_fd, .events = POLLIN };
         if (poll(&pfd, 1, FCSIM_VSOCK_CONNECT_TIMEOUT_MS) <= 0)
                 goto out_unref;
@@ -210,6 +228,12 @@ static void *accepted_to_dialed_main(void *arg)
         int used = fcsim_vsock_parse_connect(req, (size_t)got, &port);
         if (used < 0) {
                 ha_log_info("fcsim.vsock.bad_request", "from=%s bytes=%zd", side, got);
+                goto out_unref;
+        }
+        /* A paused guest answers no connection request: wait for resume
+         * within the request timeout, else drop it as Firecracker would. */
+        if (!wait_running(v, t0 + FCSIM_VSOCK_CONNECT_TIMEOUT_MS)) {
+                ha_log_info("fcsim.vsock.timeout", "from=%s port=%u reason=paused", side, port);
                 goto out_unref;
         }
         int dfd = dial(v, c->from_guest, port);
@@ -347,6 +371,13 @@ int fcsim_vsock_open(const char *uds_path, struct fcsim_vsock **ret_vsock, struc
         }
         pthread_mutex_init(&v->lock, NULL);
         pthread_cond_init(&v->idle, NULL);
+        r = ha_cond_init_monotonic(&v->resumed);
+        if (r < 0) {
+                pthread_cond_destroy(&v->idle);
+                pthread_mutex_destroy(&v->lock);
+                close(v->evfd);
+                goto out_close;
+        }
         *ret_vsock = v;
         return 0;
 out_close:
@@ -377,6 +408,14 @@ int fcsim_vsock_start(struct fcsim_vsock *v, const char *guest_dir, struct ha_er
         return 0;
 }
 
+void fcsim_vsock_set_paused(struct fcsim_vsock *v, bool paused)
+{
+        pthread_mutex_lock(&v->lock);
+        v->paused = paused;
+        pthread_cond_broadcast(&v->resumed);
+        pthread_mutex_unlock(&v->lock);
+}
+
 void fcsim_vsock_reset(struct fcsim_vsock *v)
 {
         pthread_mutex_lock(&v->lock);
@@ -391,6 +430,7 @@ void fcsim_vsock_stop(struct fcsim_vsock *v)
                 return;
         pthread_mutex_lock(&v->lock);
         v->stopping = true;
+        pthread_cond_broadcast(&v->resumed);
         for (struct conn *c = v->conns; c; c = c->next)
                 conn_kill_locked(c);
         pthread_mutex_unlock(&v->lock);
@@ -423,6 +463,7 @@ void fcsim_vsock_close(struct fcsim_vsock *v)
         if (!v)
                 return;
         fcsim_vsock_stop(v);
+        pthread_cond_destroy(&v->resumed);
         pthread_cond_destroy(&v->idle);
         pthread_mutex_destroy(&v->lock);
         close(v->evfd);

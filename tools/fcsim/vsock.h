@@ -30,6 +30,7 @@
 #ifndef FCSIM_VSOCK_H
 #define FCSIM_VSOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -55,6 +56,11 @@ int fcsim_vsock_start(struct fcsim_vsock *v, const char *guest_dir, struct ha_er
  * guest-side listener. The uds_path listener stays (connections queue in
  * its backlog), so fcsim_vsock_start() may be called again. */
 void fcsim_vsock_stop(struct fcsim_vsock *v);
+/* While paused, new connection requests (either direction) wait for
+ * resume and are dropped when the 2 s request timeout passes first, as a
+ * paused Firecracker guest never answers them. Open streams are left
+ * alone: their bytes wait in socket buffers. */
+void fcsim_vsock_set_paused(struct fcsim_vsock *v, bool paused);
 /* Drops every open connection (Firecracker resets vsock on snapshot). */
 void fcsim_vsock_reset(struct fcsim_vsock *v);
 /* Stops all threads, closes every socket (the socket file is kept) and

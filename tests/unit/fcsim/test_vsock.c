@@ -204,3 +204,35 @@ Test(fcsim_vsock, parses_connect_requests)
         cr_assert_eq(fcsim_vsock_parse_connect("HELLO 52\n", 9, &port), -EINVAL);
         cr_assert_eq(fcsim_vsock_parse_connect("CONNECT -1\n", 11, &port), -EINVAL);
 }
+
+Test(fcsim_vsock, paused_vm_answers_requests_only_after_resume)
+{
+        char p[192], line[64];
+        snprintf(p, sizeof p, "%s/52", guest_dir);
+        int lfd = listen_at(p);
+        struct fcsim_vsock *v = NULL;
+        struct ha_err err = { "" };
+        cr_assert_eq(fcsim_vsock_open(uds, &v, &err), 0, "%s", err.msg);
+        cr_assert_eq(fcsim_vsock_start(v, guest_dir, &err), 0, "%s", err.msg);
+        fcsim_vsock_set_paused(v, true);
+
+        /* Still paused when the 2 s request timeout ends: dropped. */
+        int h = connect_to(uds);
+        cr_assert_eq(write(h, "CONNECT 52\n", 11), 11);
+        char buf[4];
+        cr_assert_eq(read(h, buf, 1), 0);
+        close(h);
+
+        /* Resumed within the timeout: answered. */
+        h = connect_to(uds);
+        cr_assert_eq(write(h, "CONNECT 52\n", 11), 11);
+        usleep(300000);
+        struct pollfd pfd = { .fd = h, .events = POLLIN };
+        cr_assert_eq(poll(&pfd, 1, 0), 0, "no answer while paused");
+        fcsim_vsock_set_paused(v, false);
+        read_line(h, line, sizeof line);
+        cr_assert_str_eq(line, "OK 1073741824\n");
+        close(h);
+        fcsim_vsock_close(v);
+        close(lfd);
+}
