@@ -58,7 +58,7 @@ static const struct opt opts[] = {
         { "paused-ttl", O_UINT, F(paused_ttl_s), "3600", "TTL of a paused sandbox in seconds" },
         { "max-vcpus", O_UINT, F(max_vcpus), "8", "vCPUs per sandbox at most" },
         { "max-memory-mib", O_UINT, F(max_memory_mib), "8192", "memory per sandbox at most (MiB)" },
-        { "overcommit", O_DOUBLE, F(overcommit), "4", "vCPU and memory overcommit ratio" },
+        { "overcommit", O_DOUBLE, F(overcommit), "16", "vCPU overcommit ratio (vCPU budget = CPUs x ratio)" },
         { "net-prefix", O_STR, F(net_prefix), "ha", "prefix of namespaces, links and nft tables" },
         { "help", O_HELP, 0, NULL, "show this help" },
         { "version", O_VERSION, 0, NULL, "show version and build" },
