@@ -263,6 +263,14 @@ int vm_api_put_logger(vm_api *a, const char *log_path, const char *level, struct
         return send_json(a, "PUT", "/logger", &j, &b, err);
 }
 
+int vm_api_put_metrics(vm_api *a, const char *metrics_path, struct ha_err *err)
+{
+        BODY_BEGIN(j, b);
+        vm_json_string(&j, "metrics_path", metrics_path);
+        vm_json_object_end(&j);
+        return send_json(a, "PUT", "/metrics", &j, &b, err);
+}
+
 int vm_api_put_machine_config(vm_api *a, const struct vm_machine_cfg *m, struct ha_err *err)
 {
         if (m->vcpu_count < 1 || m->vcpu_count > 32)

@@ -73,6 +73,8 @@ struct vm_snapshot_load {
 };
 
 int vm_api_put_logger(vm_api *a, const char *log_path, const char *level, struct ha_err *err);
+/* PUT /metrics: once per process (Firecracker refuses a second one). */
+int vm_api_put_metrics(vm_api *a, const char *metrics_path, struct ha_err *err);
 int vm_api_put_machine_config(vm_api *a, const struct vm_machine_cfg *m, struct ha_err *err);
 int vm_api_put_boot_source(vm_api *a, const char *kernel_path, const char *boot_args,
                            struct ha_err *err);

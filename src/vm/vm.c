@@ -79,10 +79,12 @@ struct vm {
         char vsock[PATH_MAX];
         char console_log[PATH_MAX];
         char fc_log[PATH_MAX];
+        char metrics[PATH_MAX];
         /* as the VMM sees them */
         char api_sock_vmm[PATH_MAX];
         char vsock_vmm[PATH_MAX];
         char fc_log_vmm[PATH_MAX];
+        char metrics_vmm[PATH_MAX];
         char kernel_vmm[PATH_MAX];
         char rootfs_vmm[PATH_MAX];
 };
@@ -155,6 +157,8 @@ static int compute_paths(vm *v, struct ha_err *err)
                 r |= join(v->rootfs_vmm, sizeof v->rootfs_vmm, v->mnt_dir, "rootfs");
                 r |= join(v->fc_log, sizeof v->fc_log, v->dir, "fc.log");
                 r |= cat(v->fc_log_vmm, sizeof v->fc_log_vmm, v->fc_log, "");
+                r |= join(v->metrics, sizeof v->metrics, v->dir, "metrics.json");
+                r |= cat(v->metrics_vmm, sizeof v->metrics_vmm, v->metrics, "");
                 if (r)
                         return ha_err_set(err, -ENAMETOOLONG, "run directory path too long");
                 if (join(v->api_sock, sizeof v->api_sock, v->dir, "api.sock") < 0 ||
@@ -170,7 +174,8 @@ static int compute_paths(vm *v, struct ha_err *err)
                 size_t n = strlen(v->jail_root) - strlen("/root");
                 memcpy(v->jail_dir, v->jail_root, n);
                 v->jail_dir[n] = '\0';
-                if (join(v->fc_log, sizeof v->fc_log, v->jail_root, "fc.log") < 0)
+                if (join(v->fc_log, sizeof v->fc_log, v->jail_root, "fc.log") < 0 ||
+                    join(v->metrics, sizeof v->metrics, v->jail_root, "metrics.json") < 0)
                         return ha_err_set(err, -ENAMETOOLONG, "jail path too long");
                 if (join(v->api_sock, sizeof v->api_sock, v->jail_root, "api.sock") < 0 ||
                     join(v->vsock, sizeof v->vsock, v->jail_root, "vsock.sock") < 0)
@@ -178,6 +183,7 @@ static int compute_paths(vm *v, struct ha_err *err)
                 snprintf(v->api_sock_vmm, sizeof v->api_sock_vmm, "%s", "/api.sock");
                 snprintf(v->vsock_vmm, sizeof v->vsock_vmm, "%s", "/vsock.sock");
                 snprintf(v->fc_log_vmm, sizeof v->fc_log_vmm, "%s", "/fc.log");
+                snprintf(v->metrics_vmm, sizeof v->metrics_vmm, "%s", "/metrics.json");
                 snprintf(v->kernel_vmm, sizeof v->kernel_vmm, "%s", "/kernel");
                 snprintf(v->rootfs_vmm, sizeof v->rootfs_vmm, "%s", "/rootfs");
         }
@@ -284,6 +290,7 @@ static void remove_files(vm *v)
         unlink(v->vsock);
         unlink(v->console_log);
         unlink(v->fc_log);
+        unlink(v->metrics);
         /* The directory is the driver's: anything else in it (files the
          * VMM wrote next to its socket) goes too. Never crosses mounts. */
         nftw(v->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
@@ -564,6 +571,8 @@ static int configure(vm *v, struct ha_err *err)
         uint64_t t0 = ha_now_ns();
         r = vm_api_put_logger(v->api, v->fc_log_vmm, v->log_level, err);
         if (r == 0)
+                r = vm_api_put_metrics(v->api, v->metrics_vmm, err);
+        if (r == 0)
                 r = vm_api_put_machine_config(v->api, &m, err);
         if (r == 0)
                 r = vm_api_put_boot_source(v->api, v->kernel_vmm, v->boot_args, err);
@@ -758,7 +767,10 @@ int vm_restore(vm *v, const char *snapshot_path, const char *mem_path, struct ha
                 .vsock_uds_path = v->vsock_vmm,
         };
         uint64_t t0 = ha_now_ns();
+        /* Logger and metrics are not part of a snapshot: set them again. */
         r = vm_api_put_logger(v->api, v->fc_log_vmm, v->log_level, err);
+        if (r == 0)
+                r = vm_api_put_metrics(v->api, v->metrics_vmm, err);
         if (r == 0)
                 r = vm_api_snapshot_load(v->api, &load, err);
         v->pending.config_us = (ha_now_ns() - t0) / 1000;

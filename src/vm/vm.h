@@ -14,6 +14,7 @@
  *   vsock.sock    the vsock device's uds_path ("CONNECT <port>\n")
  *   console.log   the VMM's stdout+stderr (guest serial console, early errors)
  *   fc.log        Firecracker's logger output (PUT /logger)
+ *   metrics.json  Firecracker's metrics (PUT /metrics), a JSON line a minute
  * The directory belongs to the driver: vm_stop() deletes it with everything
  * in it, so keep snapshots elsewhere.
  * and every VMM gets, in its private mount namespace, a tmpfs on the shared
@@ -136,7 +137,7 @@ int vm_resume(vm *v, struct ha_err *err);
  * the error returned. -EOPNOTSUPP in jailer mode. */
 int vm_snapshot(vm *v, const char *snapshot_path, const char *mem_path, struct ha_err *err);
 
-/* Launches a fresh VMM, PUT /logger, PUT /snapshot/load (mem_backend File,
+/* Launches a fresh VMM, PUT /logger, PUT /metrics, PUT /snapshot/load (mem_backend File,
  * resume_vm true, network_overrides eth0 -> this VM's TAP, vsock_override ->
  * this VM's vsock path). |v| must be SAVED or CREATED (a handle rebuilt
  * after an agent restart). VM_STATE_RUNNING on success; on failure no

@@ -123,7 +123,8 @@ Test(vm, full_lifecycle_against_fake_vmm_and_bodies_match_the_spec)
 
         char *log = slurp(keep);
         cr_assert_not_null(log);
-        const char *expect[] = { "PUT /logger", "PUT /machine-config", "PUT /boot-source",
+        const char *expect[] = { "PUT /logger", "PUT /metrics", "PUT /machine-config",
+                                 "PUT /boot-source",
                                  "PUT /drives/rootfs", "PUT /network-interfaces/eth0",
                                  "PUT /vsock", "PUT /actions", "PATCH /vm",
                                  "PUT /snapshot/create", "PUT /snapshot/load", NULL };
@@ -462,11 +463,12 @@ Test(vm, every_configuration_step_failing_rolls_back_completely)
 {
         if (geteuid() != 0)
                 cr_skip_test("needs root: mount namespace");
-        /* logger, machine-config, boot-source, drive, network, vsock,
-         * InstanceStart: fail each in turn. */
-        const char *steps[] = { "/logger", "/machine-config", "/boot-source", "/drives/rootfs",
-                                "/network-interfaces/eth0", "/vsock", "/actions" };
-        for (int n = 1; n <= 7; n++) {
+        /* logger, metrics, machine-config, boot-source, drive, network,
+         * vsock, InstanceStart: fail each in turn. */
+        const char *steps[] = { "/logger", "/metrics", "/machine-config", "/boot-source",
+                                "/drives/rootfs", "/network-interfaces/eth0", "/vsock",
+                                "/actions" };
+        for (int n = 1; n <= 8; n++) {
                 char mode[16], bin[256];
                 snprintf(mode, sizeof mode, "fail-%d", n);
                 fct_wrapper(tdir, mode, bin, sizeof bin);
@@ -506,10 +508,10 @@ Test(vm, restore_failure_keeps_the_saved_state_and_no_process)
         cr_assert_eq(vm_get_state(v), VM_STATE_SAVED);
         cr_assert_eq(vm_pause(v, &e), -EBUSY, "no process to pause");
 
-        /* The next VMM refuses /snapshot/load (its 2nd request). */
+        /* The next VMM refuses /snapshot/load (its 3rd request). */
         char script[600], fake[512];
         fct_fakefc_path(fake, sizeof fake);
-        snprintf(script, sizeof script, "#!/bin/sh\nexec %s --mode fail-2 \"$@\"\n", fake);
+        snprintf(script, sizeof script, "#!/bin/sh\nexec %s --mode fail-3 \"$@\"\n", fake);
         fct_write(bin, script, 0755);
         cr_assert_eq(vm_restore(v, snap, mem, &e), -EINVAL, "%s", e.msg);
         cr_assert(strstr(e.msg, "PUT /snapshot/load: 400: injected failure"), "%s", e.msg);
