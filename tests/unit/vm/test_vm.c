@@ -548,3 +548,56 @@ Test(vm, jailer_mode_maps_paths_into_the_chroot)
         c.chroot_base = NULL;
         cr_assert_eq(vm_create(&c, &s, &v, &e), -EINVAL);
 }
+
+struct par {
+        const char *bin;
+        int idx;
+        int failures;
+        char msg[HA_ERR_MSG_MAX];
+};
+
+static void *par_worker(void *arg)
+{
+        struct par *p = arg;
+        char id[16];
+        snprintf(id, sizeof id, "par-%d", p->idx);
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s, p->bin);
+        s.id = id;
+        for (int round = 0; round < 3; round++) {
+                vm *v;
+                struct ha_err e = { { 0 } };
+                if (vm_start(&c, &s, &v, &e) < 0 || vm_pause(v, &e) < 0 || vm_resume(v, &e) < 0 ||
+                    vm_stop(v, &e) < 0) {
+                        p->failures++;
+                        snprintf(p->msg, sizeof p->msg, "%s", e.msg);
+                        return NULL;
+                }
+                vm_free(v);
+        }
+        return NULL;
+}
+
+Test(vm, parallel_vms_share_the_mount_point_without_interfering)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root: mount namespace");
+        /* Every VMM mounts its own tmpfs on the same <run_dir>/vmroot in
+         * its own namespace: concurrent starts must not see each other. */
+        char bin[256];
+        fct_wrapper(tdir, "ok", bin, sizeof bin);
+        enum { N = 6 };
+        pthread_t t[N];
+        struct par p[N];
+        for (int i = 0; i < N; i++) {
+                p[i] = (struct par){ .bin = bin, .idx = i };
+                cr_assert_eq(pthread_create(&t[i], NULL, par_worker, &p[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+                pthread_join(t[i], NULL);
+                cr_assert_eq(p[i].failures, 0, "worker %d: %s", i, p[i].msg);
+        }
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a VMM was left");
+        cr_assert_null(strstr(slurp("/proc/self/mountinfo"), "vmroot"), "a mount leaked");
+}
