@@ -1,6 +1,8 @@
 """fcsim REST API: Firecracker's rules without booting a guest (except where
 a post-boot rule needs one). See tools/fcsim/README.md."""
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -232,3 +234,28 @@ def test_pre_boot_only_calls_fail_after_boot(vm):
         == "Cannot create snapshot: the microVM is not paused."
     vm.ok("PUT", "/actions", {"action_type": "FlushMetrics"})
     assert vm.state() == "Running"
+
+
+def test_command_line_logger_metrics_and_payload_limit():
+    require_root_and_binary()
+    d = tempfile.mkdtemp(prefix="fcsimt-", dir="/tmp")
+    log, metrics = os.path.join(d, "fc.log"), os.path.join(d, "fc.metrics")
+    vm = Fcsim(workdir=d, extra_args=["--log-path", log, "--level", "Warning", "--show-level",
+                                      "--metrics-path", metrics, "--http-api-max-payload-size",
+                                      "100", "--boot-timer", "--no-seccomp"])
+    try:
+        assert vm.fault("PUT", "/logger", raw="{" + " " * 200 + "}").startswith(
+            "Request payload with size 202 is larger than the limit of 100")
+        vm.fault("PUT", "/bogus", {"a": 1})
+        vm.ok("GET", "/version")
+        with open(log) as f:
+            text = f.read()
+        # Warning level: errors are logged, info lines are not.
+        assert ":ERROR] Received Error. Status code: 400 Bad Request." in text
+        assert "received a GET request" not in text
+    finally:
+        vm.kill(signal.SIGTERM)
+        with open(metrics) as f:
+            line = json.loads(f.read().splitlines()[-1])   # flushed at exit
+        assert line["api_server"]["requests"] >= 2
+        vm.close()

@@ -256,6 +256,18 @@ def test_bad_image_fails_instance_start_and_leaves_nothing(vm):
     s.close()
 
 
+def test_init_may_be_an_absolute_symlink(vm):
+    # /sbin/init -> /bin/guest_init must resolve inside the image, not on the host.
+    image = make_image(vm.dir, init_script="#!/bin/busybox sh\nwhile :; do sleep 1; done\n",
+                       init_symlink=True)
+    assert not os.path.exists("/bin/guest_init")
+    vm.configure(image)
+    vm.start()
+    assert vm.state() == "Running"
+    with open(f"/proc/{vm.guest_pid()}/cmdline") as f:
+        assert f.read().startswith("/bin/busybox")
+
+
 def test_image_without_init_is_refused(vm):
     image = make_image(vm.dir)
     subprocess.run(["debugfs", "-w", "-R", "rm /sbin/init", image], check=True,

@@ -8,6 +8,9 @@
  *   child  -> parent status only if execve failed; EOF means it worked
  * The child never allocates or logs: it runs right after clone3 and only
  * makes system calls, reporting failures through the status message.
+ * fcsim boots only while it is single-threaded (the vsock and relay
+ * threads start after the guest is up), so the raw clone3 leaves no lock
+ * held by a thread that does not exist in the child.
  */
 #include "guest.h"
 
@@ -87,18 +90,22 @@ child_fail(int sock, int err, const char *fmt, ...)
         _exit(127);
 }
 
+/* lstat, not stat: before pivot_root an absolute symlink in the image
+ * (/sbin/init -> /bin/busybox) would resolve against the host's root. */
 static bool exists(const char *p)
 {
         struct stat sb;
-        return stat(p, &sb) == 0;
+        return lstat(p, &sb) == 0;
 }
 
-/* Ensures directory |p| exists, creating it when the root is writable.
- * Returns false when it is missing and cannot be made. */
+/* Ensures |p| is a real directory of the image (never a symlink, which
+ * would point a mount somewhere outside it), creating it when the root is
+ * writable. Returns false when that is not possible. */
 static bool ensure_dir(const char *p)
 {
-        if (exists(p))
-                return true;
+        struct stat sb;
+        if (lstat(p, &sb) == 0)
+                return S_ISDIR(sb.st_mode);
         return mkdir(p, 0755) == 0;
 }
 

@@ -71,17 +71,21 @@ def guest_echo_binary():
     return out
 
 
-def make_image(workdir, init_script=INIT_SCRIPT, size="16M"):
-    """An ext4 image with busybox, the echo helper and |init_script|."""
+def make_image(workdir, init_script=INIT_SCRIPT, size="16M", init_symlink=False):
+    """An ext4 image with busybox, the echo helper and |init_script| as
+    /sbin/init (or as /bin/guest_init with an absolute symlink to it)."""
     root = os.path.join(workdir, "root")
     for d in ("bin", "sbin", "proc", "sys", "dev", "tmp"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
     shutil.copy(guest_echo_binary(), os.path.join(root, "bin", "guest_echo"))
-    init = os.path.join(root, "sbin", "init")
+    init = os.path.join(root, "bin" if init_symlink else "sbin",
+                        "guest_init" if init_symlink else "init")
     with open(init, "w") as f:
         f.write(init_script)
     os.chmod(init, 0o755)
+    if init_symlink:
+        os.symlink("/bin/guest_init", os.path.join(root, "sbin", "init"))
     image = os.path.join(workdir, "rootfs.ext4")
     subprocess.run(["mkfs.ext4", "-q", "-F", "-d", root, image, size], check=True,
                    stdout=subprocess.DEVNULL)
