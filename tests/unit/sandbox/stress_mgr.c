@@ -11,6 +11,9 @@
  *     VMMs (reported like a real exit watcher) and another advances a fake
  *     clock so the reaper expires sandboxes: only documented errors, and at
  *     the end nothing is half there.
+ *  C. Restart with 200 sandboxes (20 VMMs died, 50 expired while down):
+ *     recovery runs while a client lists and creates; creates are refused
+ *     until ready, then work; the right ones are adopted, failed, reaped.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -358,11 +361,104 @@ static void scenario_b(void)
         env_close(&v);
 }
 
+/* --- C --- */
+
+struct early {
+        struct env *v;
+        int shutdown_seen, created, other;
+};
+
+/* Hammers a manager that is still recovering: reads work, mutations get
+ * -ESHUTDOWN until ready, then succeed. */
+static void *early_client(void *p)
+{
+        struct early *c = p;
+        int n = 0;
+        while (!atomic_load(&c->v->stop)) {
+                struct sbx_record *recs;
+                size_t cnt;
+                if (sbx_mgr_list(c->v->m, NULL, &recs, &cnt) == 0)
+                        sbx_records_free(recs, cnt);
+                char id[16];
+                snprintf(id, sizeof id, "e-%d", n);
+                struct sbx_spec s = { .id = id, .image = "base" };
+                int r = sbx_mgr_create(c->v->m, &s, NULL, NULL, NULL);
+                if (r == -ESHUTDOWN)
+                        c->shutdown_seen++;
+                else if (r == 0)
+                        c->created++, n++;
+                else
+                        c->other++;
+                usleep(200);
+        }
+        return NULL;
+}
+
+static void scenario_c(void)
+{
+        struct env v;
+        if (env_open(&v) < 0) {
+                CHECK(0, "env_open");
+                return;
+        }
+        for (int i = 0; i < 200; i++) {
+                char id[16];
+                snprintf(id, sizeof id, "r-%03d", i);
+                struct sbx_spec s = { .id = id, .image = "base", .timeout_s = i % 4 == 0 ? 5 : 600 };
+                CHECK(sbx_mgr_create(v.m, &s, NULL, NULL, NULL) == 0, "create %s", id);
+        }
+        sbx_mgr_free(v.m);
+        for (int i = 0; i < 200; i += 10) {   /* 20 die while the agent is down */
+                char id[16];
+                snprintf(id, sizeof id, "r-%03d", i + 1);
+                fake_kill_vmm(v.f, id, false);
+        }
+        atomic_fetch_add(&v.now, 10000);      /* 50 expired meanwhile */
+        struct ha_err e = { { 0 } };
+        CHECK(sbx_mgr_new(&v.cfg, &v.be, &v.m, &e) == 0, "reopen: %s", e.msg);
+        v.f->mgr = v.m;
+        struct early ec = { .v = &v };
+        pthread_t t;
+        pthread_create(&t, NULL, early_client, &ec);
+        usleep(20000);
+        CHECK(sbx_mgr_recover(v.m, &e) == 0, "recover: %s", e.msg);
+        usleep(50000);
+        atomic_store(&v.stop, true);
+        pthread_join(t, NULL);
+        CHECK(ec.shutdown_seen > 0 && ec.created > 0 && ec.other == 0,
+              "early client: %d refused, %d created, %d other errors", ec.shutdown_seen, ec.created,
+              ec.other);
+        struct sbx_host_info hi;
+        uint64_t until = ha_now_ms() + 5000;
+        do {
+                usleep(10000);
+                sbx_mgr_host_info(v.m, &hi);
+        } while (hi.running != 130 + (uint32_t)ec.created && ha_now_ms() < until);
+        /* Of 200: the 50 with ids divisible by 4 expired (reaped once the
+         * reaper is armed), the 20 odd ones whose VMM died are FAILED, 130
+         * were re-adopted; plus what the early client created. */
+        CHECK(hi.running == 130 + (uint32_t)ec.created, "%u running, want %d", hi.running,
+              130 + ec.created);
+        CHECK(hi.failed == 20, "%u failed, want 20", hi.failed);
+        struct sbx_record *recs;
+        size_t n;
+        CHECK(sbx_mgr_list(v.m, NULL, &recs, &n) == 0, "list");
+        for (size_t i = 0; i < n; i++)
+                CHECK(sbx_mgr_destroy(v.m, recs[i].id, NULL, &e) == 0, "destroy %s: %s", recs[i].id,
+                      e.msg);
+        sbx_records_free(recs, n);
+        leftovers(&v);
+        printf("C: recovery under load: %d creates refused while recovering, %d after\n",
+               ec.shutdown_seen, ec.created);
+        env_close(&v);
+}
+
 int main(void)
 {
         ha_log_setup(HA_LOG_ERROR, HA_LOG_TEXT, 2);
         scenario_a();
         scenario_b();
+        scenario_c();
         if (failures) {
                 fprintf(stderr, "stress_mgr: %d checks failed\n", failures);
                 return 1;
