@@ -91,8 +91,13 @@ static int boot_guest(struct fcsim_vm *vm, bool paused, struct ha_err *err)
                 if (r < 0)
                         goto out_kill;
         }
-        ha_log_info("fcsim.guest.booted", "id=%s pid=%d boot_us=%llu image=%s vsock_dir=%s nets=%u",
-                    vm->id, (int)vm->guest.pid, (unsigned long long)vm->guest.boot_us, root->path_on_host,
+        const struct fcsim_guest *g = &vm->guest;
+        ha_log_info("fcsim.guest.booted",
+                    "id=%s pid=%d boot_us=%llu cgroup_us=%llu loop_us=%llu setup_us=%llu exec_us=%llu "
+                    "image=%s vsock_dir=%s nets=%u",
+                    vm->id, (int)g->pid, (unsigned long long)g->boot_us,
+                    (unsigned long long)g->cgroup_us, (unsigned long long)g->loop_us,
+                    (unsigned long long)g->setup_us, (unsigned long long)g->exec_us, root->path_on_host,
                     vm->guest.vsock_guest_dir[0] ? vm->guest.vsock_guest_dir : "-", vm->cfg.n_nets);
         fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_INFO, "Guest booted: init pid %d, %llu us",
                           (int)vm->guest.pid, (unsigned long long)vm->guest.boot_us);

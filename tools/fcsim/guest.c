@@ -319,11 +319,13 @@ int fcsim_guest_boot(const struct fcsim_guest_spec *spec, struct fcsim_guest *g,
         r = fcsim_cgroup_create(&g->cg, spec->id, spec->vcpus, spec->mem_mib, err);
         if (r < 0)
                 return r;
+        uint64_t t_cg = ha_now_ns();
         int loop_fd = -1;
         char loop_path[FCSIM_LOOP_PATH_MAX];
         r = fcsim_loop_attach(spec->image, spec->read_only, &loop_fd, loop_path, err);
         if (r < 0)
                 goto out_cgroup;
+        uint64_t t_loop = ha_now_ns();
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
                 r = -errno;
@@ -378,6 +380,7 @@ int fcsim_guest_boot(const struct fcsim_guest_spec *spec, struct fcsim_guest *g,
                 ha_err_set(err, r, "%s", st.err ? st.msg : "guest TAP fds missing");
                 goto out_kill;
         }
+        uint64_t t_setup = ha_now_ns();
         if (spec->vsock) {
                 snprintf(g->vsock_guest_dir, sizeof g->vsock_guest_dir, "%s", st.vsock_dir);
                 snprintf(g->vsock_dir, sizeof g->vsock_dir, "/proc/%d/root%s", (int)g->pid,
@@ -399,7 +402,12 @@ int fcsim_guest_boot(const struct fcsim_guest_spec *spec, struct fcsim_guest *g,
                 goto out_kill;
         }
         close(sp[0]);
-        g->boot_us = (ha_now_ns() - t0) / 1000;
+        uint64_t t_exec = ha_now_ns();
+        g->boot_us = (t_exec - t0) / 1000;
+        g->cgroup_us = (t_cg - t0) / 1000;
+        g->loop_us = (t_loop - t_cg) / 1000;
+        g->setup_us = (t_setup - t_loop) / 1000;
+        g->exec_us = (t_exec - t_setup) / 1000;
         return 0;
 
 out_kill:

@@ -51,6 +51,9 @@ struct fcsim_guest {
         char vsock_dir[64];             /* host path of the guest's vsock directory */
         char vsock_guest_dir[16];       /* the same directory as the guest sees it */
         uint64_t boot_us;               /* InstanceStart to init exec'd */
+        /* Where boot_us went: cgroups, loop attach, clone to "set up"
+         * (namespaces, network, mounts, pivot_root), then exec. */
+        uint64_t cgroup_us, loop_us, setup_us, exec_us;
 };
 
 /* Boots the guest. Returns 0 with |g| filled, or -errno with a message;

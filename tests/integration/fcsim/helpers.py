@@ -213,12 +213,14 @@ class Fcsim:
         assert len(pids) == 1, pids
         return pids[0]
 
-    def boot_us(self):
+    def boot_us(self, field="boot_us"):
+        """A figure of the last fcsim.guest.booted line: boot_us, cgroup_us,
+        loop_us, setup_us or exec_us."""
         for line in reversed(self.log().splitlines()):
             if "event=fcsim.guest.booted" in line:
                 for kv in line.split():
-                    if kv.startswith("boot_us="):
-                        return int(kv[8:])
+                    if kv.startswith(field + "="):
+                        return int(kv[len(field) + 1:])
         return None
 
     def cgroup_name(self):
