@@ -207,6 +207,15 @@ def test_terminating_signal_releases_everything(vm, sig):
     assert "event=fcsim.exit" in vm.log()
 
 
+def test_sighup_exits_156_after_cleanup(vm):
+    image = booted(vm)
+    pid = vm.guest_pid()
+    cg = vm.cgroup_name()
+    vm.proc.send_signal(signal.SIGHUP)
+    assert vm.wait_exit() == 156        # Firecracker's exit code for SIGHUP
+    assert_released(image, pid, cg)
+
+
 @pytest.mark.parametrize("paused", [False, True])
 def test_sigkill_leaves_only_empty_cgroups(vm, paused):
     image = booted(vm)
@@ -369,3 +378,34 @@ def test_boot_time(vm, capsys):
               f"{med['boot_us']:.1f} ms = cgroups {med['cgroup_us']:.1f} + loop {med['loop_us']:.1f}"
               f" + namespaces/mounts/pivot {med['setup_us']:.1f} + exec {med['exec_us']:.1f}")
     assert statistics.median(api_ms) < 2000
+
+
+def test_boots_the_project_image_with_the_real_guest_agent(vm):
+    """scripts/build-rootfs.sh's image (busybox + hostagent-guest as init):
+    the agent listens in the vsock directory and stops on SendCtrlAltDel."""
+    top = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    script = os.path.join(top, "scripts", "build-rootfs.sh")
+    from helpers import BUILD_DIR
+    agent = os.path.join(BUILD_DIR, "guest", "hostagent-guest")
+    if not (os.path.exists(script) and os.access(agent, os.X_OK)):
+        pytest.skip("build-rootfs.sh or the guest agent is not built")
+    images = os.path.join(vm.dir, "images")
+    env = dict(os.environ, HA_BUILD_DIR=BUILD_DIR, HA_ROOTFS_SIZE="64M")
+    r = subprocess.run([script, images], env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and "not static" in r.stderr:
+        pytest.skip("sanitizer build: the agent is not static")
+    assert r.returncode == 0, r.stderr
+    image = os.path.join(images, "base.ext4")
+    vm.configure(image)
+    vm.start()
+    pid = vm.guest_pid()
+    vdir = f"/proc/{pid}/root/.vsock"
+    ports = []
+    assert wait_until(lambda: ports.extend(p for p in os.listdir(vdir) if p.isdigit()) or ports,
+                      timeout=10)
+    s, line = vsock_connect(vm.vsock_path, int(ports[0]))
+    assert line.startswith("OK ")
+    s.close()
+    vm.ok("PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    assert vm.wait_exit(timeout=15) == 0
+    assert wait_until(lambda: not loop_devices_for(image))
