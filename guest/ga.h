@@ -44,6 +44,7 @@ struct ga_agent {
         struct ga_session *sessions;    /* live sessions, doubly linked */
         struct ga_session *graveyard;   /* freed after the current epoll batch */
         unsigned n_sessions;
+        unsigned next_session_id;       /* for logs */
         bool accept_paused;             /* out of fds: listen fd unwatched until a session ends */
         bool stopping;
 };

@@ -83,8 +83,6 @@ struct ga_session {
         int status;
 };
 
-static unsigned g_next_id;
-
 static uint64_t mono_ns(void)
 {
         struct timespec ts;
@@ -387,9 +385,10 @@ static void start_command(struct ga_session *s, const Hostagent__Guest__V1__Star
         s->err_fd = res.err_fd;
         s->start_ns = res.start_ns;
         s->state = SS_RUNNING;
-        if (st->timeout_ms)
+        /* A timeout too large to add is no timeout. */
+        if (st->timeout_ms && st->timeout_ms < UINT64_MAX - s->start_ns / 1000000)
                 s->deadline_ms = s->start_ns / 1000000 + st->timeout_ms;
-        ha_log_info("guest.exec_started", "session=%u pid=%d argv0=%.64s user=%.32s timeout_ms=%llu", s->id,
+        ha_log_info("guest.exec_started", "session=%u pid=%d argv0=\"%.64s\" user=\"%.32s\" timeout_ms=%llu", s->id,
                     (int)s->pid, st->argv[0], st->user ? st->user : "",
                     (unsigned long long)st->timeout_ms);
         sd.pid = s->pid;
@@ -690,7 +689,7 @@ int ga_session_new(struct ga_agent *a, int fd)
         if (!s->obuf)
                 goto out_free;
         s->a = a;
-        s->id = ++g_next_id;
+        s->id = ++a->next_session_id;
         s->sock = fd;
         s->in_fd = s->out_fd = s->err_fd = -1;
         s->h_sock = (struct ga_handle){ .kind = GA_H_SOCK, .s = s };

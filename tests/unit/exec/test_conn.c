@@ -583,3 +583,15 @@ Test(exec_conn, request_before_start_is_a_bad_request)
         cr_assert_eq(exec_next_event(c, deadline, &ev), -EPIPE);
         exec_conn_free(c);
 }
+
+Test(exec_conn, huge_timeout_means_none)
+{
+        const char *argv[] = { "sh", "-c", "sleep 0.2; echo done" };
+        struct run_result res;
+
+        cr_assert_eq(run_argv(&g_ag, argv, 3, NULL, NULL, UINT64_MAX, &res), 0);
+        cr_assert_eq(res.last.kind, EXEC_EV_EXITED);
+        cr_assert(!res.last.timed_out, "an overflowing deadline must not fire at once");
+        cr_assert_str_eq(res.out, "done\n");
+        run_result_free(&res);
+}
