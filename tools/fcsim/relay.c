@@ -61,6 +61,7 @@ static void *relay_main(void *arg)
         struct fcsim_relay *r = arg;
         uint8_t *buf = r->buf;
         struct pollfd pfd[1 + 2 * FCSIM_MAX_NETS];
+        bool dead[FCSIM_MAX_NETS] = { false };
         for (;;) {
                 pthread_mutex_lock(&r->lock);
                 bool paused = r->paused, stop = r->stop;
@@ -71,9 +72,12 @@ static void *relay_main(void *arg)
                         break;
                 nfds_t nf = 0;
                 pfd[nf++] = (struct pollfd){ .fd = r->evfd, .events = POLLIN };
+                /* A negative fd is skipped by poll: that is how a pair whose
+                 * TAP died (guest gone) stops being polled, so a dead device
+                 * cannot make this loop spin. */
                 for (unsigned i = 0; !paused && i < r->n; i++) {
-                        pfd[nf++] = (struct pollfd){ .fd = r->host[i], .events = POLLIN };
-                        pfd[nf++] = (struct pollfd){ .fd = r->guest[i], .events = POLLIN };
+                        pfd[nf++] = (struct pollfd){ .fd = dead[i] ? -1 : r->host[i], .events = POLLIN };
+                        pfd[nf++] = (struct pollfd){ .fd = dead[i] ? -1 : r->guest[i], .events = POLLIN };
                 }
                 if (poll(pfd, nf, -1) < 0)
                         continue;
@@ -84,10 +88,13 @@ static void *relay_main(void *arg)
                         }
                 }
                 for (unsigned i = 0; !paused && i < r->n; i++) {
-                        if (pfd[1 + 2 * i].revents & POLLIN)
+                        short hev = pfd[1 + 2 * i].revents, gev = pfd[2 + 2 * i].revents;
+                        if (hev & POLLIN)
                                 pump(r, r->host[i], r->guest[i], buf, true);
-                        if (pfd[2 + 2 * i].revents & POLLIN)
+                        if (gev & POLLIN)
                                 pump(r, r->guest[i], r->host[i], buf, false);
+                        if ((hev | gev) & (POLLERR | POLLHUP | POLLNVAL))
+                                dead[i] = true;
                 }
         }
         return NULL;

@@ -238,7 +238,8 @@ static void *accepted_to_dialed_main(void *arg)
         }
         int dfd = dial(v, c->from_guest, port);
         if (dfd < 0) {
-                ha_log_info("fcsim.vsock.refused", "from=%s port=%u err=%d", side, port, -dfd);
+                /* Debug only: clients poll a port until the guest listens. */
+                ha_log_debug("fcsim.vsock.refused", "from=%s port=%u err=%d", side, port, -dfd);
                 goto out_unref;
         }
         pthread_mutex_lock(&v->lock);
