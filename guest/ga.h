@@ -57,8 +57,8 @@ struct ga_agent {
  * when it fails: a half-initialized guest that can run commands beats one
  * that panics. */
 void ga_init_system(const char *boot_args);
-/* Makes sure fds 0, 1 and 2 are open (on /dev/null), so pipes never land
- * there. */
+/* Makes sure fds 0, 1 and 2 are open (0 on /dev/null, 1 and 2 on
+ * /dev/console if it opens, else /dev/null), so pipes never land there. */
 void ga_init_stdio(void);
 /* Finds "key=value" in a kernel-style command line; copies value into
  * |out|. Returns 0, -ENOENT, -ENAMETOOLONG. */

@@ -116,13 +116,22 @@ static void read_cmdline(char *buf, size_t cap)
 
 void ga_init_stdio(void)
 {
-        for (;;) {
-                int fd = open("/dev/null", O_RDWR);
+        /* fd 0 reads nothing; 1 and 2 (the agent's log) go to the console
+         * when there is one. Non-blocking: a slow serial console may drop
+         * log lines but never stall the loop that serves commands. */
+        for (int want = 0; want < 3; want++) {
+                int fd;
 
-                if (fd < 0 || fd > 2) {
-                        if (fd > 2)
-                                close(fd);
+                if (fcntl(want, F_GETFD) >= 0)
+                        continue;       /* already open (e.g. the simulator's console) */
+                fd = want ? open("/dev/console", O_WRONLY | O_NOCTTY | O_NONBLOCK) : -1;
+                if (fd < 0)
+                        fd = open("/dev/null", O_RDWR);
+                if (fd < 0)
                         return;
+                if (fd != want) {
+                        dup2(fd, want);
+                        close(fd);
                 }
         }
 }
@@ -132,18 +141,19 @@ void ga_init_system(const char *boot_args)
         char cmdline[4096], name[HOSTNAME_MAX] = "sandbox";
         struct stat st;
 
-        mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-        mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        /* /dev first, so the log below has a console to go to. */
         if (mkdir("/dev", 0755) < 0 && errno != EEXIST)
                 ha_log_warn("guest.mkdir_failed", "path=/dev errno=%d", errno);
         if ((mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") < 0 && errno != EBUSY) ||
             stat("/dev/null", &st) < 0)
                 dev_fallback();
+        ga_init_stdio();
+        mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
         mount_one("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
         mount_one("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
         mount_one("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
         mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
-        ga_init_stdio();
         loopback_up();
 
         if (!boot_args) {

@@ -58,16 +58,18 @@ int ga_watch(struct ga_agent *a, struct ga_handle *h, int fd, uint32_t events)
         return 0;
 }
 
-static int listen_unix(const char *dir)
+/* |loud|: log failures (the first attempt only, PID 1 retries). */
+static int listen_unix(const char *dir, bool loud)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd, n;
 
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST && loud)
                 ha_log_warn("guest.mkdir_failed", "path=%s errno=%d", dir, errno);
         n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%u", dir, GA_PORT);
         if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
-                ha_log_error("guest.listen_failed", "path=%s/%u error=\"path too long\"", dir, GA_PORT);
+                if (loud)
+                        ha_log_error("guest.listen_failed", "path=%s/%u error=\"path too long\"", dir, GA_PORT);
                 return -ENAMETOOLONG;
         }
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -77,7 +79,8 @@ static int listen_unix(const char *dir)
         if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 256) < 0) {
                 int r = -errno;
 
-                ha_log_error("guest.listen_failed", "path=%s error=\"%s\"", sa.sun_path, strerror(-r));
+                if (loud)
+                        ha_log_error("guest.listen_failed", "path=%s error=\"%s\"", sa.sun_path, strerror(-r));
                 close(fd);
                 return r;
         }
@@ -85,7 +88,7 @@ static int listen_unix(const char *dir)
         return fd;
 }
 
-static int listen_vsock(void)
+static int listen_vsock(bool loud)
 {
         struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = GA_PORT };
         int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -93,13 +96,15 @@ static int listen_vsock(void)
         if (fd < 0) {
                 int r = -errno;
 
-                ha_log_error("guest.listen_failed", "vsock_port=%u error=\"%s\"", GA_PORT, strerror(-r));
+                if (loud)
+                        ha_log_error("guest.listen_failed", "vsock_port=%u error=\"%s\"", GA_PORT, strerror(-r));
                 return r;
         }
         if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 256) < 0) {
                 int r = -errno;
 
-                ha_log_error("guest.listen_failed", "vsock_port=%u error=\"%s\"", GA_PORT, strerror(-r));
+                if (loud)
+                        ha_log_error("guest.listen_failed", "vsock_port=%u error=\"%s\"", GA_PORT, strerror(-r));
                 close(fd);
                 return r;
         }
@@ -327,16 +332,18 @@ int main(int argc, char **argv)
                 ha_log_error("guest.epoll_failed", "errno=%d", errno);
                 return 1;
         }
-        a.listen_fd = unix_dir && *unix_dir ? listen_unix(unix_dir) : listen_vsock();
-        if (a.listen_fd < 0) {
-                if (a.pid1) {
-                        /* PID 1 must not exit (the kernel would panic): keep
-                         * reaping so the console shows the log above. */
-                        for (;;)
-                                if (waitpid(-1, NULL, 0) < 0)
-                                        sleep(1);
-                }
-                return 1;
+        for (unsigned attempt = 0;; attempt++) {
+                a.listen_fd = unix_dir && *unix_dir ? listen_unix(unix_dir, attempt == 0)
+                                                    : listen_vsock(attempt == 0);
+                if (a.listen_fd >= 0)
+                        break;
+                if (!a.pid1)
+                        return 1;
+                /* PID 1 must not exit (the kernel would panic), and the
+                 * vsock device may still be probing: retry, reaping. */
+                while (waitpid(-1, NULL, WNOHANG) > 0)
+                        ;
+                usleep(100000);
         }
         a.h_listen = (struct ga_handle){ .kind = GA_H_LISTEN };
         a.h_sig = (struct ga_handle){ .kind = GA_H_SIGNAL };
