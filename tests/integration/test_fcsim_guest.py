@@ -409,3 +409,15 @@ def test_boots_the_project_image_with_the_real_guest_agent(vm):
     vm.ok("PUT", "/actions", {"action_type": "SendCtrlAltDel"})
     assert vm.wait_exit(timeout=15) == 0
     assert wait_until(lambda: not loop_devices_for(image))
+
+
+def test_drive_removed_before_start_fails_cleanly(vm):
+    image = make_image(vm.dir)
+    vm.configure(image)
+    os.unlink(image)
+    msg = vm.fault("PUT", "/actions", {"action_type": "InstanceStart"})
+    assert msg == f"Failed to start the microVM: cannot open drive image {image}: " \
+                  "No such file or directory"
+    assert vm.state() == "Not started"
+    assert cgroup_dirs(vm.cgroup_name()) == []
+    assert len(os.listdir(f"/proc/{vm.proc.pid}/task")) == 1, "no thread left running"
