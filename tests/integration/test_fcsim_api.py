@@ -40,6 +40,8 @@ def test_instance_info_version_and_machine_config_defaults(vm):
 
 def test_post_boot_only_calls_fail_before_boot(vm):
     assert vm.fault("PATCH", "/vm", {"state": "Paused"}) == PRE_BOOT
+    assert vm.fault("PATCH", "/drives/rootfs", {"drive_id": "rootfs"}) == PRE_BOOT
+    assert vm.fault("PATCH", "/network-interfaces/eth0", {"iface_id": "eth0"}) == PRE_BOOT
     assert vm.fault("PUT", "/actions", {"action_type": "SendCtrlAltDel"}) == PRE_BOOT
     assert vm.fault("PUT", "/actions", {"action_type": "FlushMetrics"}) == PRE_BOOT
     assert vm.fault("PUT", "/snapshot/create",
@@ -234,6 +236,17 @@ def test_pre_boot_only_calls_fail_after_boot(vm):
         == "Cannot create snapshot: the microVM is not paused."
     vm.ok("PUT", "/actions", {"action_type": "FlushMetrics"})
     assert vm.state() == "Running"
+    # Post-boot device updates: rate limiters accepted, the root's file fixed.
+    vm.ok("PATCH", "/drives/rootfs", {"drive_id": "rootfs",
+                                      "rate_limiter": {"ops": {"size": 10, "refill_time": 100}}})
+    vm.ok("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": image})
+    assert vm.fault("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": "/x"}) \
+        .startswith("Unable to patch the block device")
+    assert vm.fault("PATCH", "/drives/other", {"drive_id": "other"}) == "Invalid block device ID!"
+    assert vm.fault("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "is_read_only": True}) \
+        .startswith(SERDE + "unknown field `is_read_only`")
+    assert vm.fault("PATCH", "/network-interfaces/eth0", {"iface_id": "eth0"}) == \
+        "Invalid network interface ID - not found."
 
 
 def test_command_line_logger_metrics_and_payload_limit():

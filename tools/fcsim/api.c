@@ -245,7 +245,13 @@ static int route(struct fcsim_call *c, const char *t0, const char *t1, bool extr
         case FCSIM_PATCH:
                 if (!body)
                         return fcsim_call_fault(c, "Empty PATCH request.");
-                if (extra || t1)
+                if (extra)
+                        break;
+                if (strcmp(t0, "drives") == 0)
+                        return fcsim_api_patch_drive(c, t1);
+                if (strcmp(t0, "network-interfaces") == 0)
+                        return fcsim_api_patch_net(c, t1);
+                if (t1)
                         break;
                 if (strcmp(t0, "machine-config") == 0)
                         return fcsim_api_machine_config(c, true);

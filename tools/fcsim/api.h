@@ -6,7 +6,8 @@
  * Supported: GET / | /version | /machine-config | /vm/config;
  * PUT /logger | /metrics | /machine-config | /boot-source | /drives/{id} |
  * /network-interfaces/{id} | /vsock | /actions | /snapshot/create |
- * /snapshot/load; PATCH /machine-config | /vm. Anything else gets
+ * /snapshot/load; PATCH /machine-config | /vm | /drives/{id} |
+ * /network-interfaces/{id}. Anything else gets
  * Firecracker's "Invalid request method and/or path" 400.
  *
  * Threading: main thread only.

@@ -234,3 +234,53 @@ out:
         cJSON_Delete(j);
         return r;
 }
+
+/* PATCH /drives/{id} and /network-interfaces/{id}: post-boot updates.
+ * Rate limiters are accepted (fcsim enforces none); a drive's backing
+ * file cannot change under a mounted root, so only the same path passes. */
+int fcsim_api_patch_drive(struct fcsim_call *c, const char *id)
+{
+        cJSON *j;
+        if (fcsim_call_path_id(c, id) < 0 || fcsim_call_body(c, &fcsim_schema_drive_patch, &j) < 0)
+                return 0;
+        int r = 0;
+        if (fcsim_call_id_matches(c, j, "drive_id", id) < 0 || !fcsim_call_postboot(c))
+                goto out;
+        const struct fcsim_drive *d = NULL;
+        for (unsigned i = 0; i < c->vm->cfg.n_drives; i++) {
+                if (strcmp(c->vm->cfg.drives[i].id, id) == 0)
+                        d = &c->vm->cfg.drives[i];
+        }
+        if (!d) {
+                r = fcsim_call_fault(c, "Invalid block device ID!");
+                goto out;
+        }
+        const char *path = fcsim_json_str(j, "path_on_host", NULL);
+        if (path && strcmp(path, d->path_on_host) != 0) {
+                r = fcsim_call_fault(c, "Unable to patch the block device: the simulator cannot "
+                                        "change the backing file of a running guest's drive.");
+                goto out;
+        }
+        r = fcsim_call_ok(c);
+out:
+        cJSON_Delete(j);
+        return r;
+}
+
+int fcsim_api_patch_net(struct fcsim_call *c, const char *id)
+{
+        cJSON *j;
+        if (fcsim_call_path_id(c, id) < 0 ||
+            fcsim_call_body(c, &fcsim_schema_network_interface_patch, &j) < 0)
+                return 0;
+        int r = 0;
+        if (fcsim_call_id_matches(c, j, "iface_id", id) < 0 || !fcsim_call_postboot(c))
+                goto out;
+        bool found = false;
+        for (unsigned i = 0; i < c->vm->cfg.n_nets; i++)
+                found = found || strcmp(c->vm->cfg.nets[i].id, id) == 0;
+        r = found ? fcsim_call_ok(c) : fcsim_call_fault(c, "Invalid network interface ID - not found.");
+out:
+        cJSON_Delete(j);
+        return r;
+}

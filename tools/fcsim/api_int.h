@@ -54,6 +54,8 @@ int fcsim_api_put_boot_source(struct fcsim_call *c);
 int fcsim_api_put_drive(struct fcsim_call *c, const char *id);
 int fcsim_api_put_net(struct fcsim_call *c, const char *id);
 int fcsim_api_put_vsock(struct fcsim_call *c);
+int fcsim_api_patch_drive(struct fcsim_call *c, const char *id);
+int fcsim_api_patch_net(struct fcsim_call *c, const char *id);
 
 /* api_run.c */
 int fcsim_api_put_actions(struct fcsim_call *c);

@@ -101,6 +101,22 @@ static const struct fcsim_field f_drive[] = {
 };
 const struct fcsim_schema fcsim_schema_drive = { "BlockDeviceConfig", f_drive, N(f_drive) };
 
+static const struct fcsim_field f_drive_patch[] = {
+        { "drive_id", FCSIM_J_STR, true, 0, NULL, NULL },
+        { "path_on_host", FCSIM_J_STR, false, 0, NULL, NULL },
+        { "rate_limiter", FCSIM_J_OBJ, false, 0, NULL, &s_limiter },
+};
+const struct fcsim_schema fcsim_schema_drive_patch = { "BlockDeviceUpdateConfig", f_drive_patch,
+                                                       N(f_drive_patch) };
+
+static const struct fcsim_field f_net_patch[] = {
+        { "iface_id", FCSIM_J_STR, true, 0, NULL, NULL },
+        { "rx_rate_limiter", FCSIM_J_OBJ, false, 0, NULL, &s_limiter },
+        { "tx_rate_limiter", FCSIM_J_OBJ, false, 0, NULL, &s_limiter },
+};
+const struct fcsim_schema fcsim_schema_network_interface_patch = { "NetworkInterfaceUpdateConfig",
+                                                                   f_net_patch, N(f_net_patch) };
+
 static const struct fcsim_field f_net[] = {
         { "iface_id", FCSIM_J_STR, true, 0, NULL, NULL },
         { "host_dev_name", FCSIM_J_STR, true, 0, NULL, NULL },
