@@ -104,6 +104,13 @@ int fcsim_cgroup_create(struct fcsim_cgroup *cg, const char *id, unsigned vcpus,
         r = make_group("freezer", cg->name, &cg->freezer);
         if (r < 0)
                 goto fail;
+        /* A group left FROZEN by a SIGKILLed fcsim whose pid we now reuse
+         * must not freeze the new guest. */
+        if (cg->freezer) {
+                r = write_file("freezer", cg->name, "freezer.state", "THAWED");
+                if (r < 0)
+                        goto fail;
+        }
         return 0;
 fail:
         ha_err_set(err, r, "cannot set up cgroup %s: %s", cg->name, strerror(-r));
