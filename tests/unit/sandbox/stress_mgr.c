@@ -365,7 +365,7 @@ static void scenario_b(void)
 
 struct early {
         struct env *v;
-        int shutdown_seen, created, other;
+        atomic_int shutdown_seen, created, other;
 };
 
 /* Hammers a manager that is still recovering: reads work, mutations get
@@ -383,12 +383,14 @@ static void *early_client(void *p)
                 snprintf(id, sizeof id, "e-%d", n);
                 struct sbx_spec s = { .id = id, .image = "base" };
                 int r = sbx_mgr_create(c->v->m, &s, NULL, NULL, NULL);
-                if (r == -ESHUTDOWN)
-                        c->shutdown_seen++;
-                else if (r == 0)
-                        c->created++, n++;
-                else
-                        c->other++;
+                if (r == -ESHUTDOWN) {
+                        atomic_fetch_add(&c->shutdown_seen, 1);
+                } else if (r == 0) {
+                        atomic_fetch_add(&c->created, 1);
+                        n++;
+                } else {
+                        atomic_fetch_add(&c->other, 1);
+                }
                 usleep(200);
         }
         return NULL;
@@ -420,25 +422,31 @@ static void scenario_c(void)
         struct early ec = { .v = &v };
         pthread_t t;
         pthread_create(&t, NULL, early_client, &ec);
-        usleep(20000);
+        /* Wait on events, not on sleeps: a loaded CI machine may not run the
+         * client for a while. */
+        uint64_t until = ha_now_ms() + 10000;
+        while (atomic_load(&ec.shutdown_seen) == 0 && ha_now_ms() < until)
+                usleep(1000);
         CHECK(sbx_mgr_recover(v.m, &e) == 0, "recover: %s", e.msg);
-        usleep(50000);
+        while (atomic_load(&ec.created) < 3 && ha_now_ms() < until)
+                usleep(1000);
         atomic_store(&v.stop, true);
         pthread_join(t, NULL);
-        CHECK(ec.shutdown_seen > 0 && ec.created > 0 && ec.other == 0,
-              "early client: %d refused, %d created, %d other errors", ec.shutdown_seen, ec.created,
-              ec.other);
+        int refused = atomic_load(&ec.shutdown_seen), created = atomic_load(&ec.created);
+        CHECK(refused > 0 && created >= 3 && atomic_load(&ec.other) == 0,
+              "early client: %d refused, %d created, %d other errors", refused, created,
+              atomic_load(&ec.other));
         struct sbx_host_info hi;
-        uint64_t until = ha_now_ms() + 5000;
+        until = ha_now_ms() + 10000;
         do {
                 usleep(10000);
                 sbx_mgr_host_info(v.m, &hi);
-        } while (hi.running != 130 + (uint32_t)ec.created && ha_now_ms() < until);
+        } while (hi.running != 130 + (uint32_t)created && ha_now_ms() < until);
         /* Of 200: the 50 with ids divisible by 4 expired (reaped once the
          * reaper is armed), the 20 odd ones whose VMM died are FAILED, 130
          * were re-adopted; plus what the early client created. */
-        CHECK(hi.running == 130 + (uint32_t)ec.created, "%u running, want %d", hi.running,
-              130 + ec.created);
+        CHECK(hi.running == 130 + (uint32_t)created, "%u running, want %d", hi.running,
+              130 + created);
         CHECK(hi.failed == 20, "%u failed, want 20", hi.failed);
         struct sbx_record *recs;
         size_t n;
@@ -449,7 +457,7 @@ static void scenario_c(void)
         sbx_records_free(recs, n);
         leftovers(&v);
         printf("C: recovery under load: %d creates refused while recovering, %d after\n",
-               ec.shutdown_seen, ec.created);
+               refused, created);
         env_close(&v);
 }
 

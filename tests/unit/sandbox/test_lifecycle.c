@@ -356,7 +356,9 @@ struct destroy_arg {
 static void *destroy_soon(void *p)
 {
         struct destroy_arg *a = p;
-        usleep(50000);
+        /* once the create is under way, however slow the host */
+        for (int i = 0; i < 5000 && state_of(a->x, "dc") != SBX_STATE_CREATING; i++)
+                usleep(1000);
         a->r = sbx_mgr_destroy(a->x->m, "dc", NULL, NULL);
         return NULL;
 }
@@ -564,8 +566,9 @@ Test(sbx_lifecycle, vmm_exit_during_an_operation_is_handled_after_it)
         usleep(50000);
         cr_assert_gt(fake_kill_vmm(x.f, "mid", true), 0);
         pthread_join(t, NULL);
-        /* the fake refuses to pause a dead VMM, or paused it just before */
-        cr_assert(a.r == 0 || a.r == -EPROTO, "%d", a.r);
+        /* the fake refuses to pause a dead VMM, or paused it just before, or
+         * (slow host) the pause started after the sandbox had failed */
+        cr_assert(a.r == 0 || a.r == -EPROTO || a.r == -EBADFD, "%d", a.r);
         cr_assert(wait_state(&x, "mid", SBX_STATE_FAILED, 2000));
         cr_assert(fake_empty(x.f));
         fix_done(&x);
