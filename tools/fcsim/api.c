@@ -20,8 +20,10 @@
 #include "core/time.h"
 #include "schema.h"
 
-const char FCSIM_MSG_PRE_BOOT[] = "The requested operation is not supported before starting the microVM.";
-const char FCSIM_MSG_POST_BOOT[] = "The requested operation is not supported after starting the microVM.";
+const char FCSIM_MSG_PRE_BOOT[] =
+        "The requested operation is not supported before starting the microVM.";
+const char FCSIM_MSG_POST_BOOT[] =
+        "The requested operation is not supported after starting the microVM.";
 const char FCSIM_MSG_SERDE[] = "An error occurred when deserializing the json body of a request: ";
 
 void fcsim_vm_init(struct fcsim_vm *vm, const char *id)
@@ -138,13 +140,15 @@ int fcsim_call_path_id(struct fcsim_call *c, const char *id)
                 return -EINVAL;
         }
         if (!fcsim_id_is_valid(id)) {
-                fcsim_call_fault(c, "API Resource IDs can only contain alphanumeric characters and underscores.");
+                fcsim_call_fault(c, "API Resource IDs can only contain alphanumeric characters and "
+                                    "underscores.");
                 return -EINVAL;
         }
         return 0;
 }
 
-int fcsim_call_id_matches(struct fcsim_call *c, const cJSON *j, const char *field, const char *path_id)
+int fcsim_call_id_matches(struct fcsim_call *c, const cJSON *j, const char *field,
+                          const char *path_id)
 {
         if (strcmp(fcsim_json_str(j, field, ""), path_id) != 0) {
                 fcsim_call_fault(c, "The id from the path does not match the id from the body!");
@@ -258,10 +262,10 @@ static int route(struct fcsim_call *c, const char *t0, const char *t1, bool extr
                 if (strcmp(t0, "vm") == 0)
                         return fcsim_api_patch_vm(c);
                 break;
-        default:
-                break;
+        default: break;
         }
-        return fcsim_call_fault(c, "Invalid request method and/or path: %s %s.", req->method_name, t0);
+        return fcsim_call_fault(c, "Invalid request method and/or path: %s %s.", req->method_name,
+                                t0);
 }
 
 int fcsim_api_handle(struct fcsim_vm *vm, const struct fcsim_http_req *req, int *ret_status,
@@ -270,13 +274,14 @@ int fcsim_api_handle(struct fcsim_vm *vm, const struct fcsim_http_req *req, int 
         struct fcsim_call c = { .vm = vm, .req = req, .status = 500, .body = body };
         vm->api_requests++;
         if (req->body_len > 0)
-                fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_INFO,
-                                  "The API server received a %s request on \"%s\" with body \"%.*s\".",
-                                  req->method_name, req->path, (int)req->body_len, req->body);
+                fcsim_vmlog_write(
+                        &vm->vmlog, FCSIM_VL_INFO,
+                        "The API server received a %s request on \"%s\" with body \"%.*s\".",
+                        req->method_name, req->path, (int)req->body_len, req->body);
         else
                 fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_INFO,
-                                  "The API server received a %s request on \"%s\".", req->method_name,
-                                  req->path);
+                                  "The API server received a %s request on \"%s\".",
+                                  req->method_name, req->path);
 
         /* "/drives/rootfs" -> t0 "drives", t1 "rootfs"; a third segment is
          * not a route of the API. */
@@ -313,7 +318,8 @@ int fcsim_api_handle(struct fcsim_vm *vm, const struct fcsim_http_req *req, int 
         if (c.status >= 400) {
                 vm->api_errors++;
                 fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_ERROR,
-                                  "Received Error. Status code: 400 Bad Request. Message: %s", c.fault);
+                                  "Received Error. Status code: 400 Bad Request. Message: %s",
+                                  c.fault);
         } else {
                 fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_INFO,
                                   "The request was executed successfully. Status code: %s.",

@@ -27,13 +27,13 @@
 #include "vsock.h"
 
 struct fcsim_vm {
-        char id[FCSIM_ID_MAX + 1];      /* immutable after fcsim_vm_init */
+        char id[FCSIM_ID_MAX + 1]; /* immutable after fcsim_vm_init */
         enum fcsim_state state;
         struct fcsim_config cfg;
-        bool boot_specific;             /* anything beyond logger/metrics was configured */
+        bool boot_specific; /* anything beyond logger/metrics was configured */
         bool metrics_set;
         struct fcsim_vmlog vmlog;
-        struct fcsim_vsock *vsock;      /* bound at PUT /vsock */
+        struct fcsim_vsock *vsock; /* bound at PUT /vsock */
         bool guest_up;
         struct fcsim_guest guest;
         struct fcsim_relay *relay;

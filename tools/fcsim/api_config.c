@@ -49,12 +49,13 @@ int fcsim_api_put_metrics(struct fcsim_call *c)
         if (!fcsim_call_preboot(c))
                 goto out;
         if (c->vm->metrics_set) {
-                r = fcsim_call_fault(c, "Cannot initialize the metrics system due to: Reinitialization of "
-                             "metrics not allowed.");
+                r = fcsim_call_fault(c, "Cannot initialize the metrics system due to: "
+                                        "Reinitialization of metrics not allowed.");
                 goto out;
         }
         struct ha_err err = { "" };
-        if (fcsim_vmlog_set_metrics(&c->vm->vmlog, fcsim_json_str(j, "metrics_path", ""), &err) < 0) {
+        if (fcsim_vmlog_set_metrics(&c->vm->vmlog, fcsim_json_str(j, "metrics_path", ""), &err) <
+            0) {
                 r = fcsim_call_fault(c, "Cannot initialize the metrics system due to: %s", err.msg);
                 goto out;
         }
@@ -68,8 +69,9 @@ out:
 int fcsim_api_machine_config(struct fcsim_call *c, bool patch)
 {
         cJSON *j;
-        if (fcsim_call_body(c, patch ? &fcsim_schema_machine_config_patch : &fcsim_schema_machine_config,
-                       &j) < 0)
+        if (fcsim_call_body(
+                    c, patch ? &fcsim_schema_machine_config_patch : &fcsim_schema_machine_config,
+                    &j) < 0)
                 return 0;
         int r = 0;
         if (patch && !j->child) {
@@ -135,8 +137,10 @@ int fcsim_api_put_drive(struct fcsim_call *c, const char *id)
                 }
         }
         if (slot == FCSIM_MAX_DRIVES) {
-                r = fcsim_call_fault(c, "Unable to add the block device: the simulator allows at most %d drives.",
-                          FCSIM_MAX_DRIVES);
+                r = fcsim_call_fault(
+                        c,
+                        "Unable to add the block device: the simulator allows at most %d drives.",
+                        FCSIM_MAX_DRIVES);
                 goto out;
         }
         cfg->drives[slot] = d;
@@ -152,7 +156,8 @@ out:
 int fcsim_api_put_net(struct fcsim_call *c, const char *id)
 {
         cJSON *j;
-        if (fcsim_call_path_id(c, id) < 0 || fcsim_call_body(c, &fcsim_schema_network_interface, &j) < 0)
+        if (fcsim_call_path_id(c, id) < 0 ||
+            fcsim_call_body(c, &fcsim_schema_network_interface, &j) < 0)
                 return 0;
         int r = 0;
         if (fcsim_call_id_matches(c, j, "iface_id", id) < 0 || !fcsim_call_preboot(c))
@@ -168,15 +173,19 @@ int fcsim_api_put_net(struct fcsim_call *c, const char *id)
         for (unsigned i = 0; i < cfg->n_nets; i++) {
                 if (strcmp(cfg->nets[i].id, id) == 0)
                         slot = i;
-                else if (n.has_mac && cfg->nets[i].has_mac && memcmp(n.mac, cfg->nets[i].mac, 6) == 0) {
+                else if (n.has_mac && cfg->nets[i].has_mac &&
+                         memcmp(n.mac, cfg->nets[i].mac, 6) == 0) {
                         r = fcsim_call_fault(c, "The MAC address is already in use: %s",
-                                  fcsim_json_str(j, "guest_mac", ""));
+                                             fcsim_json_str(j, "guest_mac", ""));
                         goto out;
                 }
         }
         if (slot == FCSIM_MAX_NETS) {
-                r = fcsim_call_fault(c, "Could not create the network device: the simulator allows at most %d "
-                             "interfaces.", FCSIM_MAX_NETS);
+                r = fcsim_call_fault(
+                        c,
+                        "Could not create the network device: the simulator allows at most %d "
+                        "interfaces.",
+                        FCSIM_MAX_NETS);
                 goto out;
         }
         /* Re-configuring an interface releases its TAP first, so the same
@@ -279,7 +288,8 @@ int fcsim_api_patch_net(struct fcsim_call *c, const char *id)
         bool found = false;
         for (unsigned i = 0; i < c->vm->cfg.n_nets; i++)
                 found = found || strcmp(c->vm->cfg.nets[i].id, id) == 0;
-        r = found ? fcsim_call_ok(c) : fcsim_call_fault(c, "Invalid network interface ID - not found.");
+        r = found ? fcsim_call_ok(c)
+                  : fcsim_call_fault(c, "Invalid network interface ID - not found.");
 out:
         cJSON_Delete(j);
         return r;

@@ -20,13 +20,14 @@ extern const char FCSIM_MSG_SERDE[];
 struct fcsim_call {
         struct fcsim_vm *vm;
         const struct fcsim_http_req *req;
-        int status;                     /* 200, 204 or 400 once answered */
+        int status; /* 200, 204 or 400 once answered */
         struct ha_buf *body;
         char fault[HA_ERR_MSG_MAX + 128];
 };
 
 /* Answers 400 with the formatted fault message. Returns 0 or -ENOMEM. */
-int fcsim_call_fault(struct fcsim_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int fcsim_call_fault(struct fcsim_call *c, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 /* Answers 200 with |o| (consumed, may be NULL after a failed allocation). */
 int fcsim_call_json(struct fcsim_call *c, cJSON *o);
 /* Answers 204. */
@@ -37,7 +38,8 @@ int fcsim_call_body(struct fcsim_call *c, const struct fcsim_schema *s, cJSON **
 /* Firecracker's checked_id on a path ID; answers the fault on failure. */
 int fcsim_call_path_id(struct fcsim_call *c, const char *id);
 /* The body's |field| must equal the path ID; answers the fault otherwise. */
-int fcsim_call_id_matches(struct fcsim_call *c, const cJSON *j, const char *field, const char *path_id);
+int fcsim_call_id_matches(struct fcsim_call *c, const cJSON *j, const char *field,
+                          const char *path_id);
 /* Phase checks: true when allowed, else the fault is answered. */
 bool fcsim_call_preboot(struct fcsim_call *c);
 bool fcsim_call_postboot(struct fcsim_call *c);

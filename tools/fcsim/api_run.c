@@ -81,7 +81,7 @@ static int boot_guest(struct fcsim_vm *vm, bool paused, struct ha_err *err)
                 for (unsigned i = 0; i < vm->cfg.n_nets; i++)
                         host[i] = vm->cfg.nets[i].tap_fd;
                 r = fcsim_relay_start(host, vm->guest.tap_fds, vm->guest.n_taps, &vm->relay, err);
-                vm->guest.n_taps = 0;   /* the relay owns (or closed) them */
+                vm->guest.n_taps = 0; /* the relay owns (or closed) them */
                 if (r < 0)
                         goto out_kill;
         }
@@ -93,11 +93,12 @@ static int boot_guest(struct fcsim_vm *vm, bool paused, struct ha_err *err)
         }
         const struct fcsim_guest *g = &vm->guest;
         ha_log_info("fcsim.guest.booted",
-                    "id=%s pid=%d boot_us=%llu cgroup_us=%llu loop_us=%llu setup_us=%llu exec_us=%llu "
-                    "image=%s vsock_dir=%s nets=%u",
+                    "id=%s pid=%d boot_us=%llu cgroup_us=%llu loop_us=%llu setup_us=%llu "
+                    "exec_us=%llu image=%s vsock_dir=%s nets=%u",
                     vm->id, (int)g->pid, (unsigned long long)g->boot_us,
                     (unsigned long long)g->cgroup_us, (unsigned long long)g->loop_us,
-                    (unsigned long long)g->setup_us, (unsigned long long)g->exec_us, root->path_on_host,
+                    (unsigned long long)g->setup_us, (unsigned long long)g->exec_us,
+                    root->path_on_host,
                     vm->guest.vsock_guest_dir[0] ? vm->guest.vsock_guest_dir : "-", vm->cfg.n_nets);
         fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_INFO, "Guest booted: init pid %d, %llu us",
                           (int)vm->guest.pid, (unsigned long long)vm->guest.boot_us);
@@ -116,8 +117,9 @@ static int instance_start(struct fcsim_call *c)
         if (!vm->cfg.boot.set)
                 return fcsim_call_fault(c, "Cannot start microvm without kernel configuration.");
         if (!root_drive(&vm->cfg))
-                return fcsim_call_fault(c, "Cannot start microvm without a root block device: the simulator "
-                                "boots the root drive's /sbin/init as the guest.");
+                return fcsim_call_fault(
+                        c, "Cannot start microvm without a root block device: the "
+                           "simulator boots the root drive's /sbin/init as the guest.");
         struct ha_err err = { "" };
         if (boot_guest(vm, false, &err) < 0)
                 return fcsim_call_fault(c, "Failed to start the microVM: %s", err.msg);
@@ -142,7 +144,8 @@ int fcsim_api_put_actions(struct fcsim_call *c)
                 /* SendCtrlAltDel: the guest's init gets SIGTERM, its cue to
                  * shut down; fcsim exits once init is gone. */
                 int sr = fcsim_guest_signal(&c->vm->guest, SIGTERM);
-                r = sr < 0 ? fcsim_call_fault(c, "Failed to send CTRL+ALT+DEL: %s", strerror(-sr)) : fcsim_call_ok(c);
+                r = sr < 0 ? fcsim_call_fault(c, "Failed to send CTRL+ALT+DEL: %s", strerror(-sr))
+                           : fcsim_call_ok(c);
         }
         cJSON_Delete(j);
         return r;
@@ -158,10 +161,11 @@ int fcsim_api_patch_vm(struct fcsim_call *c)
         if (!fcsim_call_postboot(c))
                 return 0;
         if ((c->vm->state == FCSIM_PAUSED) == pause)
-                return fcsim_call_ok(c);     /* idempotent, as Firecracker */
+                return fcsim_call_ok(c); /* idempotent, as Firecracker */
         struct ha_err err = { "" };
         if (set_paused(c->vm, pause, &err) < 0)
-                return fcsim_call_fault(c, "Failed to %s the microVM: %s", pause ? "pause" : "resume", err.msg);
+                return fcsim_call_fault(c, "Failed to %s the microVM: %s",
+                                        pause ? "pause" : "resume", err.msg);
         fcsim_vmlog_write(&c->vm->vmlog, FCSIM_VL_INFO, "VM %s.", pause ? "paused" : "resumed");
         return fcsim_call_ok(c);
 }
@@ -180,7 +184,8 @@ int fcsim_api_snapshot_create(struct fcsim_call *c)
         }
         if (strcmp(fcsim_json_str(j, "snapshot_type", "Full"), "Diff") == 0 &&
             !c->vm->cfg.machine.track_dirty_pages) {
-                r = fcsim_call_fault(c, "Diff snapshots are not allowed on uVMs with dirty page tracking disabled.");
+                r = fcsim_call_fault(c, "Diff snapshots are not allowed on uVMs with dirty page "
+                                        "tracking disabled.");
                 goto out;
         }
         struct ha_err err = { "" };
@@ -199,7 +204,8 @@ out:
 }
 
 /* Applies a loaded configuration: overrides, TAPs, vsock, then boot. */
-static int restore(struct fcsim_vm *vm, struct fcsim_config *cfg, const cJSON *j, struct ha_err *err)
+static int restore(struct fcsim_vm *vm, struct fcsim_config *cfg, const cJSON *j,
+                   struct ha_err *err)
 {
         int r;
         const cJSON *o;
@@ -211,8 +217,10 @@ static int restore(struct fcsim_vm *vm, struct fcsim_config *cfg, const cJSON *j
                 while (i < cfg->n_nets && strcmp(cfg->nets[i].id, iface) != 0)
                         i++;
                 if (i == cfg->n_nets)
-                        return ha_err_set(err, -ENOENT, "Invalid network override: no interface %s "
-                                          "in the snapshot", iface);
+                        return ha_err_set(err, -ENOENT,
+                                          "Invalid network override: no interface %s "
+                                          "in the snapshot",
+                                          iface);
                 if (dev[0] == '\0' || strlen(dev) >= IFNAMSIZ)
                         return ha_err_set(err, -EINVAL, "Invalid TAP name: %s", dev);
                 memcpy(cfg->nets[i].host_dev_name, dev, strlen(dev) + 1);
@@ -221,7 +229,8 @@ static int restore(struct fcsim_vm *vm, struct fcsim_config *cfg, const cJSON *j
         if (vo) {
                 const char *p = fcsim_json_str(vo, "uds_path", "");
                 if (!cfg->vsock.set)
-                        return ha_err_set(err, -ENOENT, "vsock_override given but the snapshot has "
+                        return ha_err_set(err, -ENOENT,
+                                          "vsock_override given but the snapshot has "
                                           "no vsock device");
                 if (p[0] == '\0' || strlen(p) > FCSIM_UDS_PATH_MAX)
                         return ha_err_set(err, -ENAMETOOLONG, "vsock_override uds_path too long");
@@ -242,7 +251,10 @@ static int restore(struct fcsim_vm *vm, struct fcsim_config *cfg, const cJSON *j
                 if (r < 0)
                         return r;
         }
+        /* The TAP fds move to the instance. */
         vm->cfg = *cfg;
+        for (unsigned i = 0; i < cfg->n_nets; i++)
+                cfg->nets[i].tap_fd = -1;
         vm->boot_specific = true;
         r = boot_guest(vm, !fcsim_json_bool(j, "resume_vm", false), err);
         if (r < 0) {
@@ -263,25 +275,29 @@ int fcsim_api_snapshot_load(struct fcsim_call *c)
         bool has_file = fcsim_json_has(j, "mem_file_path");
         const cJSON *backend = cJSON_GetObjectItemCaseSensitive(j, "mem_backend");
         if (has_file && backend) {
-                r = fcsim_call_fault(c, "%stoo many fields: either `mem_backend` or `mem_file_path` exclusively "
-                             "is required.", FCSIM_MSG_SERDE);
+                r = fcsim_call_fault(c,
+                                     "%stoo many fields: either `mem_backend` or `mem_file_path` "
+                                     "exclusively is required.",
+                                     FCSIM_MSG_SERDE);
                 goto out;
         }
         if (!has_file && !backend) {
-                r = fcsim_call_fault(c, "%smissing field: either `mem_backend` or `mem_file_path` is required.",
-                          FCSIM_MSG_SERDE);
+                r = fcsim_call_fault(c,
+                                     "%smissing field: either `mem_backend` or `mem_file_path` is "
+                                     "required.",
+                                     FCSIM_MSG_SERDE);
                 goto out;
         }
         if (!fcsim_call_preboot(c))
                 goto out;
         if (c->vm->boot_specific) {
-                r = fcsim_call_fault(c, "Loading a microVM snapshot not allowed after configuring boot-specific "
-                             "resources.");
+                r = fcsim_call_fault(c, "Loading a microVM snapshot not allowed after configuring "
+                                        "boot-specific resources.");
                 goto out;
         }
         if (backend && strcmp(fcsim_json_str(backend, "backend_type", ""), "File") != 0) {
-                r = fcsim_call_fault(c, "Load snapshot error: the simulator supports only the File memory "
-                             "backend.");
+                r = fcsim_call_fault(c, "Load snapshot error: the simulator supports only the File "
+                                        "memory backend.");
                 goto out;
         }
         const char *mem = has_file ? fcsim_json_str(j, "mem_file_path", "")
@@ -297,7 +313,9 @@ int fcsim_api_snapshot_load(struct fcsim_call *c)
                 fcsim_config_done(&cfg);
                 c->vm->exit_requested = true;
                 c->vm->exit_code = 1;
-                r = fcsim_call_fault(c, "Load snapshot error: Failed to build microVM from snapshot: %s", err.msg);
+                r = fcsim_call_fault(
+                        c, "Load snapshot error: Failed to build microVM from snapshot: %s",
+                        err.msg);
                 goto out;
         }
         r = fcsim_call_ok(c);

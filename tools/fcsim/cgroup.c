@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CG_ROOT "/sys/fs/cgroup"
+#define CG_ROOT       "/sys/fs/cgroup"
 #define CFS_PERIOD_US 100000ull
 /* Freezing waits for every task to reach the freezer; a guest busy in the
  * kernel can take a moment. Beyond this the pause is reported as failed. */
@@ -59,7 +59,7 @@ static int make_group(const char *ctl, const char *name, bool *ret_made)
         *ret_made = false;
         snprintf(path, sizeof path, CG_ROOT "/%s", ctl);
         if (access(path, F_OK) != 0)
-                return 0;       /* controller not mounted: skip */
+                return 0; /* controller not mounted: skip */
         int n = snprintf(path, sizeof path, CG_ROOT "/%s/%s", ctl, name);
         if (n < 0 || (size_t)n >= sizeof path)
                 return -ENAMETOOLONG;
@@ -69,8 +69,8 @@ static int make_group(const char *ctl, const char *name, bool *ret_made)
         return 0;
 }
 
-int fcsim_cgroup_create(struct fcsim_cgroup *cg, const char *id, unsigned vcpus,
-                        unsigned mem_mib, struct ha_err *err)
+int fcsim_cgroup_create(struct fcsim_cgroup *cg, const char *id, unsigned vcpus, unsigned mem_mib,
+                        struct ha_err *err)
 {
         int r;
         char val[32];

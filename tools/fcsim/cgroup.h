@@ -18,14 +18,14 @@
 #include "core/err.h"
 
 struct fcsim_cgroup {
-        char name[96];          /* fcsim-<id>-<pid> */
-        bool cpu, memory, freezer;      /* which directories exist */
+        char name[96];             /* fcsim-<id>-<pid> */
+        bool cpu, memory, freezer; /* which directories exist */
 };
 
 /* Creates the groups and sets the limits. Returns 0 or -errno (nothing
  * left behind on failure). */
-int fcsim_cgroup_create(struct fcsim_cgroup *cg, const char *id, unsigned vcpus,
-                        unsigned mem_mib, struct ha_err *err);
+int fcsim_cgroup_create(struct fcsim_cgroup *cg, const char *id, unsigned vcpus, unsigned mem_mib,
+                        struct ha_err *err);
 /* Moves |pid| into every group. Returns 0 or -errno. */
 int fcsim_cgroup_attach(const struct fcsim_cgroup *cg, pid_t pid, struct ha_err *err);
 /* Freezes (true) or thaws the freezer group and waits until the kernel

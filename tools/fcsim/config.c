@@ -79,8 +79,8 @@ int fcsim_config_parse_machine(struct fcsim_machine *m, const cJSON *j, bool pat
         if (tmpl)
                 snprintf(nm.cpu_template, sizeof nm.cpu_template, "%s", tmpl);
 
-        if (nm.vcpu_count == 0 || nm.vcpu_count > MAX_VCPUS || (nm.smt && nm.vcpu_count > 1 &&
-                                                                nm.vcpu_count % 2))
+        if (nm.vcpu_count == 0 || nm.vcpu_count > MAX_VCPUS ||
+            (nm.smt && nm.vcpu_count > 1 && nm.vcpu_count % 2))
                 return ha_err_set(err, -EINVAL,
                                   "The vCPU number is invalid! The vCPU number can only be 1 or an "
                                   "even number when SMT is enabled.");
@@ -120,7 +120,8 @@ int fcsim_config_parse_boot(struct fcsim_boot *b, const cJSON *j, struct ha_err 
                 if (strlen(args) > FCSIM_BOOT_ARGS_MAX)
                         return ha_err_set(err, -EINVAL,
                                           "The kernel command line is invalid: Command line string "
-                                          "is too long (more than %d bytes).", FCSIM_BOOT_ARGS_MAX);
+                                          "is too long (more than %d bytes).",
+                                          FCSIM_BOOT_ARGS_MAX);
                 memcpy(nb.boot_args, args, strlen(args) + 1);
                 nb.has_boot_args = true;
         }
@@ -133,7 +134,8 @@ int fcsim_config_parse_boot(struct fcsim_boot *b, const cJSON *j, struct ha_err 
                 if (r < 0)
                         return ha_err_set(err, r,
                                           "The initrd file cannot be opened due to invalid path or "
-                                          "invalid permissions. %s (os error %d)", strerror(-r), -r);
+                                          "invalid permissions. %s (os error %d)",
+                                          strerror(-r), -r);
         }
         nb.set = true;
         *b = nb;
@@ -155,17 +157,18 @@ int fcsim_config_parse_drive(struct fcsim_drive *d, const cJSON *j, struct ha_er
                 return ha_err_set(err, -EINVAL,
                                   "Unable to create the virtio block device: path_on_host and "
                                   "is_read_only are required for a virtio block device.");
-        r = copy_field(nd.path_on_host, sizeof nd.path_on_host, fcsim_json_str(j, "path_on_host", ""),
-                       "path_on_host", err);
+        r = copy_field(nd.path_on_host, sizeof nd.path_on_host,
+                       fcsim_json_str(j, "path_on_host", ""), "path_on_host", err);
         if (r < 0)
                 return r;
         nd.is_root_device = fcsim_json_bool(j, "is_root_device", false);
         nd.is_read_only = fcsim_json_bool(j, "is_read_only", false);
-        r = copy_field(nd.partuuid, sizeof nd.partuuid, fcsim_json_str(j, "partuuid", ""), "partuuid",
-                       err);
+        r = copy_field(nd.partuuid, sizeof nd.partuuid, fcsim_json_str(j, "partuuid", ""),
+                       "partuuid", err);
         if (r < 0)
                 return r;
-        snprintf(nd.cache_type, sizeof nd.cache_type, "%s", fcsim_json_str(j, "cache_type", "Unsafe"));
+        snprintf(nd.cache_type, sizeof nd.cache_type, "%s",
+                 fcsim_json_str(j, "cache_type", "Unsafe"));
         snprintf(nd.io_engine, sizeof nd.io_engine, "%s", fcsim_json_str(j, "io_engine", "Sync"));
         r = check_open(nd.path_on_host, nd.is_read_only ? O_RDONLY : O_RDWR);
         if (r < 0)
@@ -210,7 +213,8 @@ int fcsim_config_parse_net(struct fcsim_net *n, const cJSON *j, struct ha_err *e
         if (dev[0] == '\0' || strlen(dev) >= sizeof nn.host_dev_name)
                 return ha_err_set(err, -EINVAL,
                                   "Could not create the network device: Open tap device failed: "
-                                  "Invalid TAP name: %s", dev);
+                                  "Invalid TAP name: %s",
+                                  dev);
         memcpy(nn.host_dev_name, dev, strlen(dev) + 1);
         const char *mac = fcsim_json_str(j, "guest_mac", NULL);
         if (mac) {
@@ -221,8 +225,10 @@ int fcsim_config_parse_net(struct fcsim_net *n, const cJSON *j, struct ha_err *e
         if (fcsim_json_has(j, "mtu")) {
                 uint64_t mtu = fcsim_json_uint(j, "mtu", 0);
                 if (mtu < 68 || mtu > 65535)
-                        return ha_err_set(err, -EINVAL, "Invalid MTU %llu: it must be between 68 "
-                                          "and 65535.", (unsigned long long)mtu);
+                        return ha_err_set(err, -EINVAL,
+                                          "Invalid MTU %llu: it must be between 68 "
+                                          "and 65535.",
+                                          (unsigned long long)mtu);
                 nn.mtu = (unsigned)mtu;
         }
         *n = nn;
@@ -237,13 +243,15 @@ int fcsim_config_parse_vsock(struct fcsim_vsock_cfg *v, const cJSON *j, struct h
         if (cid < 3)
                 return ha_err_set(err, -EINVAL,
                                   "Cannot create backend for vsock device: invalid guest CID %llu "
-                                  "(the minimum is 3)", (unsigned long long)cid);
+                                  "(the minimum is 3)",
+                                  (unsigned long long)cid);
         nv.guest_cid = (uint32_t)cid;
         const char *p = fcsim_json_str(j, "uds_path", "");
         if (p[0] == '\0' || strlen(p) > FCSIM_UDS_PATH_MAX)
                 return ha_err_set(err, -ENAMETOOLONG,
                                   "Cannot create backend for vsock device: uds_path must be 1 to "
-                                  "%zu bytes", (size_t)FCSIM_UDS_PATH_MAX);
+                                  "%zu bytes",
+                                  (size_t)FCSIM_UDS_PATH_MAX);
         memcpy(nv.uds_path, p, strlen(p) + 1);
         nv.set = true;
         *v = nv;

@@ -28,25 +28,25 @@
 /* Device counts: far above what the driver configures, low enough that a
  * client cannot make fcsim hold unbounded file descriptors. */
 #define FCSIM_MAX_DRIVES 16
-#define FCSIM_MAX_NETS 8
+#define FCSIM_MAX_NETS   8
 /* AF_UNIX sun_path capacity minus the terminating NUL. */
 #define FCSIM_UDS_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 enum fcsim_state { FCSIM_NOT_STARTED, FCSIM_RUNNING, FCSIM_PAUSED };
 
 struct fcsim_machine {
-        unsigned vcpu_count;            /* 1..32; 1 or even with smt */
-        unsigned mem_size_mib;          /* > 0 */
+        unsigned vcpu_count;   /* 1..32; 1 or even with smt */
+        unsigned mem_size_mib; /* > 0 */
         bool smt;
         bool track_dirty_pages;
-        char huge_pages[8];             /* "None" | "2M" */
-        char cpu_template[8];           /* "" when not set (deprecated field) */
+        char huge_pages[8];   /* "None" | "2M" */
+        char cpu_template[8]; /* "" when not set (deprecated field) */
 };
 
 struct fcsim_boot {
         bool set;
         char kernel_image_path[FCSIM_PATH_MAX];
-        char initrd_path[FCSIM_PATH_MAX];       /* "" when absent */
+        char initrd_path[FCSIM_PATH_MAX]; /* "" when absent */
         char boot_args[FCSIM_BOOT_ARGS_MAX + 1];
         bool has_boot_args;
 };
@@ -57,8 +57,8 @@ struct fcsim_drive {
         bool is_root_device;
         bool is_read_only;
         char partuuid[64];
-        char cache_type[16];            /* "Unsafe" | "Writeback" */
-        char io_engine[8];              /* "Sync" | "Async" */
+        char cache_type[16]; /* "Unsafe" | "Writeback" */
+        char io_engine[8];   /* "Sync" | "Async" */
 };
 
 struct fcsim_net {
@@ -66,8 +66,8 @@ struct fcsim_net {
         char host_dev_name[IFNAMSIZ];
         bool has_mac;
         uint8_t mac[6];
-        unsigned mtu;                   /* 0 when not set */
-        int tap_fd;                     /* host TAP, opened at PUT (as Firecracker) */
+        unsigned mtu; /* 0 when not set */
+        int tap_fd;   /* host TAP, opened at PUT (as Firecracker) */
 };
 
 struct fcsim_vsock_cfg {

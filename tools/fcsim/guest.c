@@ -39,10 +39,10 @@
 /* Where the child assembles the new root inside its own mount namespace
  * (a tmpfs over /tmp there; the host's /tmp is untouched). */
 #define STAGE_DIR "/tmp"
-#define NEWROOT STAGE_DIR "/root"
+#define NEWROOT   STAGE_DIR "/root"
 
 struct status_msg {
-        int32_t err;            /* 0 or -errno */
+        int32_t err; /* 0 or -errno */
         uint32_t n_fds;
         char msg[200];
         char vsock_dir[16];
@@ -76,8 +76,8 @@ static int send_status(int sock, const struct status_msg *st, const int *fds, un
         return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-static __attribute__((noreturn, format(printf, 3, 4))) void
-child_fail(int sock, int err, const char *fmt, ...)
+static __attribute__((noreturn, format(printf, 3, 4))) void child_fail(int sock, int err,
+                                                                       const char *fmt, ...)
 {
         struct status_msg st;
         memset(&st, 0, sizeof st);
@@ -118,7 +118,7 @@ static void make_dev(int sock)
                       { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 } };
         char p[128];
         if (!ensure_dir(NEWROOT "/dev"))
-                return;         /* read-only root without /dev: init copes or fails */
+                return; /* read-only root without /dev: init copes or fails */
         if (mount("tmpfs", NEWROOT "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m") < 0)
                 child_fail(sock, -errno, "cannot mount /dev in the guest: %s", strerror(errno));
         for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
@@ -126,7 +126,7 @@ static void make_dev(int sock)
                 if (mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
                         child_fail(sock, -errno, "cannot create /dev/%s in the guest: %s",
                                    nodes[i].name, strerror(errno));
-                chmod(p, 0666);         /* undo the umask */
+                chmod(p, 0666); /* undo the umask */
         }
         mkdir(NEWROOT "/dev/pts", 0755);
         mkdir(NEWROOT "/dev/shm", 01777);
@@ -182,7 +182,7 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
         /* Die with fcsim, whatever kills it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (recv(sock, &c, 1, 0) != 1)
-                _exit(1);       /* fcsim gave up on us */
+                _exit(1); /* fcsim gave up on us */
 
         /* fcsim's blocked signals and ignored SIGPIPE must not leak into init. */
         sigset_t none;
@@ -220,7 +220,8 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
                 }
                 char p[64];
                 snprintf(p, sizeof p, NEWROOT "%s", dir);
-                if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m") < 0)
+                if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "mode=0755,size=1m") < 0)
                         child_fail(sock, -errno, "cannot mount the guest vsock directory: %s",
                                    strerror(errno));
                 snprintf(st.vsock_dir, sizeof st.vsock_dir, "%s", dir);
@@ -232,7 +233,8 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
                 close(devnull);
         }
         if (chdir(NEWROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
-                child_fail(sock, -errno, "pivot_root into the root drive failed: %s", strerror(errno));
+                child_fail(sock, -errno, "pivot_root into the root drive failed: %s",
+                           strerror(errno));
         /* The old root is stacked on the new one: detach it. */
         if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
                 child_fail(sock, -errno, "cannot detach the host root: %s", strerror(errno));
@@ -252,8 +254,12 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
         char env_args[FCSIM_BOOT_ARGS_MAX + 16], env_vsock[48];
         snprintf(env_args, sizeof env_args, "HA_BOOT_ARGS=%s", s->boot_args);
         snprintf(env_vsock, sizeof env_vsock, "HA_VSOCK_UNIX_DIR=%s", st.vsock_dir);
-        char *envp[] = { "HOME=/", "TERM=linux", "PATH=/sbin:/usr/sbin:/bin:/usr/bin", env_args,
-                         s->vsock ? env_vsock : NULL, NULL };
+        char *envp[] = { "HOME=/",
+                         "TERM=linux",
+                         "PATH=/sbin:/usr/sbin:/bin:/usr/bin",
+                         env_args,
+                         s->vsock ? env_vsock : NULL,
+                         NULL };
         char *argv[] = { "/sbin/init", NULL };
         execve("/sbin/init", argv, envp);
         child_fail(sock, -errno, "cannot execute /sbin/init of %s: %s", s->image, strerror(errno));
@@ -261,7 +267,8 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
 
 /* Receives a status message and up to FCSIM_MAX_NETS fds. Returns the
  * number of bytes (0 on EOF) or -errno; -ETIMEDOUT after |timeout_ms|. */
-static int recv_status(int sock, struct status_msg *st, int *fds, unsigned *ret_nfds, int timeout_ms)
+static int recv_status(int sock, struct status_msg *st, int *fds, unsigned *ret_nfds,
+                       int timeout_ms)
 {
         struct pollfd pfd = { .fd = sock, .events = POLLIN };
         int pr = poll(&pfd, 1, timeout_ms);
@@ -274,7 +281,9 @@ static int recv_status(int sock, struct status_msg *st, int *fds, unsigned *ret_
                 struct cmsghdr align;
         } u;
         struct iovec iov = { .iov_base = st, .iov_len = sizeof *st };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+        struct msghdr mh = { .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = u.buf,
                              .msg_controllen = sizeof u.buf };
         ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0)
@@ -304,8 +313,7 @@ static void reap(struct fcsim_guest *g)
         g->pidfd = -1;
 }
 
-int fcsim_guest_boot(const struct fcsim_guest_spec *spec, struct fcsim_guest *g,
-                     struct ha_err *err)
+int fcsim_guest_boot(const struct fcsim_guest_spec *spec, struct fcsim_guest *g, struct ha_err *err)
 {
         int r;
         struct fcsim_ipcfg ip;

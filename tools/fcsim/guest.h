@@ -32,25 +32,25 @@
 #include "netcfg.h"
 
 struct fcsim_guest_spec {
-        const char *id;                 /* instance id: hostname fallback, cgroup name */
-        const char *image;              /* root drive path_on_host */
+        const char *id;    /* instance id: hostname fallback, cgroup name */
+        const char *image; /* root drive path_on_host */
         bool read_only;
-        const char *boot_args;          /* "" when none */
+        const char *boot_args; /* "" when none */
         unsigned vcpus, mem_mib;
-        bool vsock;                     /* give the guest a vsock directory */
+        bool vsock; /* give the guest a vsock directory */
         unsigned n_nets;
-        const struct fcsim_net *nets;   /* guest_mac and mtu per interface */
+        const struct fcsim_net *nets; /* guest_mac and mtu per interface */
 };
 
 struct fcsim_guest {
-        pid_t pid;                      /* in fcsim's PID namespace */
-        int pidfd;                      /* readable when the guest's init exits */
+        pid_t pid; /* in fcsim's PID namespace */
+        int pidfd; /* readable when the guest's init exits */
         struct fcsim_cgroup cg;
-        int tap_fds[FCSIM_MAX_NETS];    /* guest-side TAPs; ownership moves to the relay */
+        int tap_fds[FCSIM_MAX_NETS]; /* guest-side TAPs; ownership moves to the relay */
         unsigned n_taps;
-        char vsock_dir[64];             /* host path of the guest's vsock directory */
-        char vsock_guest_dir[16];       /* the same directory as the guest sees it */
-        uint64_t boot_us;               /* InstanceStart to init exec'd */
+        char vsock_dir[64];       /* host path of the guest's vsock directory */
+        char vsock_guest_dir[16]; /* the same directory as the guest sees it */
+        uint64_t boot_us;         /* InstanceStart to init exec'd */
         /* Where boot_us went: cgroups, loop attach, clone to "set up"
          * (namespaces, network, mounts, pivot_root), then exec. */
         uint64_t cgroup_us, loop_us, setup_us, exec_us;

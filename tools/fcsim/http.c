@@ -160,7 +160,7 @@ int fcsim_http_parse(const char *data, size_t len, size_t body_max, struct fcsim
                 if (le > line && le[-1] == '\r')
                         le--;
                 if (le == line)
-                        break;          /* the empty line ending the head */
+                        break; /* the empty line ending the head */
                 if (++n_headers > FCSIM_HTTP_HEADERS_MAX)
                         return ha_err_set(err, -EMSGSIZE, "Too many request headers.");
                 const char *colon = memchr(line, ':', (size_t)(le - line));
@@ -176,13 +176,15 @@ int fcsim_http_parse(const char *data, size_t len, size_t body_max, struct fcsim
                         if (r < 0)
                                 return r;
                         if (have_cl && cl != req->content_length)
-                                return ha_err_set(err, -EINVAL, "Conflicting Content-Length headers.");
+                                return ha_err_set(err, -EINVAL,
+                                                  "Conflicting Content-Length headers.");
                         have_cl = true;
                         req->content_length = cl;
                 } else if (span_ieq(ns, ne, "Transfer-Encoding")) {
                         if (!span_ieq(vs, ve, "identity"))
                                 return ha_err_set(err, -ENOTSUP,
-                                                  "Invalid header. Reason: Transfer-Encoding is not supported.");
+                                                  "Invalid header. Reason: Transfer-Encoding is "
+                                                  "not supported.");
                 } else if (span_ieq(ns, ne, "Connection")) {
                         if (span_ieq(vs, ve, "close"))
                                 req->keep_alive = false;
@@ -226,12 +228,14 @@ static const char *reason(int status)
 int fcsim_http_format(struct ha_buf *out, int status, const char *body, size_t body_len,
                       bool keep_alive)
 {
-        int r = ha_buf_printf(out, "HTTP/1.1 %d %s\r\nServer: Firecracker API\r\nConnection: %s\r\n",
+        int r = ha_buf_printf(out,
+                              "HTTP/1.1 %d %s\r\nServer: Firecracker API\r\nConnection: %s\r\n",
                               status, reason(status), keep_alive ? "keep-alive" : "close");
         if (r < 0)
                 return r;
         if (body) {
-                r = ha_buf_printf(out, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                r = ha_buf_printf(out,
+                                  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
                                   body_len);
                 if (r < 0)
                         return r;

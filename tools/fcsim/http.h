@@ -32,13 +32,13 @@ enum fcsim_http_method { FCSIM_GET, FCSIM_PUT, FCSIM_PATCH, FCSIM_OTHER };
 struct fcsim_http_req {
         enum fcsim_http_method method;
         char method_name[16];
-        char path[FCSIM_HTTP_PATH_MAX];  /* absolute path, query removed */
+        char path[FCSIM_HTTP_PATH_MAX]; /* absolute path, query removed */
         bool keep_alive;
         bool expect_continue;
-        bool head_complete;              /* set even when the body is missing */
+        bool head_complete; /* set even when the body is missing */
         size_t head_len;
         size_t content_length;
-        const char *body;                /* borrowed from the input; NULL if none */
+        const char *body; /* borrowed from the input; NULL if none */
         size_t body_len;
 };
 

@@ -40,8 +40,8 @@ static int configure(int loop_fd, int file_fd, bool ro, const char *image)
         return 0;
 }
 
-int fcsim_loop_attach(const char *image, bool ro, int *ret_fd,
-                      char ret_path[FCSIM_LOOP_PATH_MAX], struct ha_err *err)
+int fcsim_loop_attach(const char *image, bool ro, int *ret_fd, char ret_path[FCSIM_LOOP_PATH_MAX],
+                      struct ha_err *err)
 {
         int r;
         int file_fd = open(image, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);

@@ -22,7 +22,7 @@
  * opened the device detaches it) and the node path in ret_path; or -errno
  * with a message. Races with other attachers for the same free device are
  * retried. */
-int fcsim_loop_attach(const char *image, bool ro, int *ret_fd,
-                      char ret_path[FCSIM_LOOP_PATH_MAX], struct ha_err *err);
+int fcsim_loop_attach(const char *image, bool ro, int *ret_fd, char ret_path[FCSIM_LOOP_PATH_MAX],
+                      struct ha_err *err);
 
 #endif

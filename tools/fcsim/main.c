@@ -25,9 +25,9 @@
 #include "http.h"
 #include "server.h"
 
-#define EXIT_GENERIC 1
+#define EXIT_GENERIC     1
 #define EXIT_ARG_PARSING 153
-#define EXIT_BAD_CONFIG 152
+#define EXIT_BAD_CONFIG  152
 
 struct options {
         const char *api_sock;
@@ -77,12 +77,14 @@ static __attribute__((format(printf, 1, 2))) int arg_fail(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct options *o)
 {
         /* Firecracker options that take a value but mean nothing here. */
-        static const char *const ignored_val[] = { "--seccomp-filter", "--start-time-us",
+        static const char *const ignored_val[] = { "--seccomp-filter",    "--start-time-us",
                                                    "--start-time-cpu-us", "--parent-cpu-time-us",
-                                                   "--mmds-size-limit", "--module", "--config-file",
-                                                   "--metadata", "--describe-snapshot", NULL };
-        static const char *const ignored_flag[] = { "--no-seccomp", "--boot-timer", "--enable-pci",
-                                                    "--no-api", "--snapshot-version", NULL };
+                                                   "--mmds-size-limit",   "--module",
+                                                   "--config-file",       "--metadata",
+                                                   "--describe-snapshot", NULL };
+        static const char *const ignored_flag[] = { "--no-seccomp",       "--boot-timer",
+                                                    "--enable-pci",       "--no-api",
+                                                    "--snapshot-version", NULL };
         for (int i = 1; i < argc; i++) {
                 char *a = argv[i];
                 char *val = NULL;
@@ -102,19 +104,22 @@ static int parse_args(int argc, char **argv, struct options *o)
                 }
                 if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
                         printf("Firecracker v%s\nfcsim: namespace simulator; snapshots are "
-                               "filesystem-only\n", FCSIM_FC_VERSION);
+                               "filesystem-only\n",
+                               FCSIM_FC_VERSION);
                         return 1;
                 }
                 bool flag = false;
                 for (const char *const *f = ignored_flag; *f; f++)
                         flag = flag || strcmp(name, *f) == 0;
-                if (flag || strcmp(name, "--show-level") == 0 || strcmp(name, "--show-log-origin") == 0) {
+                if (flag || strcmp(name, "--show-level") == 0 ||
+                    strcmp(name, "--show-log-origin") == 0) {
                         if (strcmp(name, "--show-level") == 0)
                                 o->show_level = true;
                         if (strcmp(name, "--show-log-origin") == 0)
                                 o->show_log_origin = true;
                         if (strcmp(name, "--config-file") == 0 || strcmp(name, "--no-api") == 0) {
-                                fprintf(stderr, "fcsim: %s is not supported by the simulator\n", name);
+                                fprintf(stderr, "fcsim: %s is not supported by the simulator\n",
+                                        name);
                                 return -ENOTSUP;
                         }
                         continue;
@@ -139,7 +144,8 @@ static int parse_args(int argc, char **argv, struct options *o)
                         errno = 0;
                         unsigned long long v = strtoull(val, &end, 10);
                         if (errno || *end || v == 0 || v > (1u << 24))
-                                return arg_fail("Invalid value for --http-api-max-payload-size: %s", val);
+                                return arg_fail("Invalid value for --http-api-max-payload-size: %s",
+                                                val);
                         o->body_max = (size_t)v;
                 } else {
                         bool known = false;
@@ -148,7 +154,8 @@ static int parse_args(int argc, char **argv, struct options *o)
                         if (!known)
                                 return arg_fail("Found argument '%s' which wasn't expected.", name);
                         if (strcmp(name, "--config-file") == 0) {
-                                fprintf(stderr, "fcsim: --config-file is not supported by the simulator\n");
+                                fprintf(stderr,
+                                        "fcsim: --config-file is not supported by the simulator\n");
                                 return -ENOTSUP;
                         }
                 }
@@ -219,16 +226,18 @@ int main(int argc, char **argv)
         int listen_fd = -1;
         r = fcsim_server_bind(o.api_sock, &listen_fd, &err);
         if (r < 0) {
-                fprintf(stderr, "Error: RunWithApi(FailedToBindSocket(\"%s\")): %s\n", o.api_sock, err.msg);
+                fprintf(stderr, "Error: RunWithApi(FailedToBindSocket(\"%s\")): %s\n", o.api_sock,
+                        err.msg);
                 r = EXIT_GENERIC;
                 goto out_vm;
         }
         ha_log_info("fcsim.started", "id=%s api_sock=%s pid=%d version=%s", vm->id, o.api_sock,
                     (int)getpid(), FCSIM_FC_VERSION);
-        fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_INFO, "Running Firecracker v%s (fcsim)", FCSIM_FC_VERSION);
+        fcsim_vmlog_write(&vm->vmlog, FCSIM_VL_INFO, "Running Firecracker v%s (fcsim)",
+                          FCSIM_FC_VERSION);
 
         r = fcsim_server_run(vm, listen_fd, sig_fd, o.body_max);
-        close(listen_fd);       /* the socket file stays, as with Firecracker */
+        close(listen_fd); /* the socket file stays, as with Firecracker */
         if (vm->metrics_set)
                 fcsim_vm_flush_metrics(vm);
 out_vm:

@@ -92,8 +92,10 @@ int fcsim_tap_open(const char *name, int *ret_fd, struct ha_err *err)
         int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
                 r = -errno;
-                return ha_err_set(err, r, "Open tap device failed: cannot open /dev/net/tun: %s (os error %d)",
-                                  strerror(-r), -r);
+                return ha_err_set(
+                        err, r,
+                        "Open tap device failed: cannot open /dev/net/tun: %s (os error %d)",
+                        strerror(-r), -r);
         }
         memset(&ifr, 0, sizeof ifr);
         memcpy(ifr.ifr_name, name, strlen(name));
@@ -101,11 +103,12 @@ int fcsim_tap_open(const char *name, int *ret_fd, struct ha_err *err)
         if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
                 r = -errno;
                 close(fd);
-                return ha_err_set(err, r,
-                                  "Open tap device failed: Error while creating ifreq structure: %s "
-                                  "(os error %d). Invalid TUN/TAP Backend provided by %s. Check our "
-                                  "documentation on preparing your network device.",
-                                  strerror(-r), -r, name);
+                return ha_err_set(
+                        err, r,
+                        "Open tap device failed: Error while creating ifreq structure: %s "
+                        "(os error %d). Invalid TUN/TAP Backend provided by %s. Check our "
+                        "documentation on preparing your network device.",
+                        strerror(-r), -r, name);
         }
         *ret_fd = fd;
         return 0;

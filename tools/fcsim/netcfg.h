@@ -20,12 +20,12 @@
 
 /* The kernel's ip=<client>:<server>:<gw>:<netmask>:<host>:<dev>:<autoconf>. */
 struct fcsim_ipcfg {
-        bool present;           /* an ip= argument with a static client address */
+        bool present; /* an ip= argument with a static client address */
         struct in_addr client;
         struct in_addr gateway; /* 0.0.0.0 when absent */
         struct in_addr netmask; /* 0.0.0.0 when absent: classful default */
         char hostname[65];
-        char dev[IFNAMSIZ];     /* "" means the first interface */
+        char dev[IFNAMSIZ]; /* "" means the first interface */
 };
 
 /* Parses the last ip= argument of |boot_args|. Returns 0 (ret->present

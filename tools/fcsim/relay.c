@@ -24,8 +24,8 @@ struct fcsim_relay {
         pthread_t thread;
         int evfd;
         unsigned n;
-        int host[FCSIM_MAX_NETS];       /* borrowed */
-        int guest[FCSIM_MAX_NETS];      /* owned */
+        int host[FCSIM_MAX_NETS];  /* borrowed */
+        int guest[FCSIM_MAX_NETS]; /* owned */
         pthread_mutex_t lock;
         pthread_cond_t acked;
         bool paused;                    /* guarded_by: lock */
@@ -38,7 +38,7 @@ struct fcsim_relay {
 /* Moves every frame currently readable on |from| to |to|. */
 static void pump(struct fcsim_relay *r, int from, int to, uint8_t *buf, bool to_guest)
 {
-        for (int i = 0; i < 256; i++) {   /* bounded burst: stay responsive */
+        for (int i = 0; i < 256; i++) { /* bounded burst: stay responsive */
                 ssize_t n = read(from, buf, FRAME_MAX);
                 if (n <= 0)
                         return;
@@ -76,8 +76,10 @@ static void *relay_main(void *arg)
                  * TAP died (guest gone) stops being polled, so a dead device
                  * cannot make this loop spin. */
                 for (unsigned i = 0; !paused && i < r->n; i++) {
-                        pfd[nf++] = (struct pollfd){ .fd = dead[i] ? -1 : r->host[i], .events = POLLIN };
-                        pfd[nf++] = (struct pollfd){ .fd = dead[i] ? -1 : r->guest[i], .events = POLLIN };
+                        pfd[nf++] = (struct pollfd){ .fd = dead[i] ? -1 : r->host[i],
+                                                     .events = POLLIN };
+                        pfd[nf++] = (struct pollfd){ .fd = dead[i] ? -1 : r->guest[i],
+                                                     .events = POLLIN };
                 }
                 if (poll(pfd, nf, -1) < 0)
                         continue;

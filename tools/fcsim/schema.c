@@ -17,13 +17,15 @@
 #include <strings.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-#define U8 UINT8_MAX
-#define U16 UINT16_MAX
-#define U32 UINT32_MAX
-#define U64 UINT64_MAX
+#define U8   UINT8_MAX
+#define U16  UINT16_MAX
+#define U32  UINT32_MAX
+#define U64  UINT64_MAX
 
 static const char *const e_level[] = { "Error", "Warning", "Info", "Debug", "Trace", "Off", NULL };
-static const char *const e_cpu_template[] = { "C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None", NULL };
+static const char *const e_cpu_template[] = {
+        "C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None", NULL
+};
 static const char *const e_huge_pages[] = { "None", "2M", NULL };
 static const char *const e_cache_type[] = { "Unsafe", "Writeback", NULL };
 static const char *const e_io_engine[] = { "Sync", "Async", NULL };
@@ -54,7 +56,8 @@ static const struct fcsim_field f_machine[] = {
         { "track_dirty_pages", FCSIM_J_BOOL, false, 0, NULL, NULL },
         { "huge_pages", FCSIM_J_STR, false, 0, e_huge_pages, NULL },
 };
-const struct fcsim_schema fcsim_schema_machine_config = { "MachineConfig", f_machine, N(f_machine) };
+const struct fcsim_schema fcsim_schema_machine_config = { "MachineConfig", f_machine,
+                                                          N(f_machine) };
 
 static const struct fcsim_field f_machine_patch[] = {
         { "vcpu_count", FCSIM_J_UINT, false, U8, NULL, NULL },
@@ -300,7 +303,8 @@ static int check_enum(const cJSON *v, const struct fcsim_field *f, struct ha_err
         size_t o = 0;
         list[0] = '\0';
         for (const char *const *e = f->enums; *e && o < sizeof list; e++) {
-                int n = snprintf(list + o, sizeof list - o, "%s`%s`", e == f->enums ? "" : ", ", *e);
+                int n = snprintf(list + o, sizeof list - o, "%s`%s`", e == f->enums ? "" : ", ",
+                                 *e);
                 if (n < 0)
                         break;
                 o += (size_t)n;
@@ -316,28 +320,31 @@ static int check_value(const cJSON *v, const struct fcsim_field *f, struct ha_er
         switch (f->type) {
         case FCSIM_J_STR:
                 if (!cJSON_IsString(v))
-                        return ha_err_set(err, -EINVAL, "invalid type: %s, expected a string", what);
+                        return ha_err_set(err, -EINVAL, "invalid type: %s, expected a string",
+                                          what);
                 if (f->enums)
                         return check_enum(v, f, err);
                 return 0;
         case FCSIM_J_BOOL:
                 if (!cJSON_IsBool(v))
-                        return ha_err_set(err, -EINVAL, "invalid type: %s, expected a boolean", what);
+                        return ha_err_set(err, -EINVAL, "invalid type: %s, expected a boolean",
+                                          what);
                 return 0;
         case FCSIM_J_UINT: {
                 if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
                         return ha_err_set(err, -EINVAL, "invalid type: %s, expected %s", what,
                                           uint_name(f->max));
                 if (v->valuedouble < 0 || v->valuedouble > (double)f->max)
-                        return ha_err_set(err, -EINVAL, "invalid value: integer `%.17g`, expected %s",
+                        return ha_err_set(err, -EINVAL,
+                                          "invalid value: integer `%.17g`, expected %s",
                                           v->valuedouble, uint_name(f->max));
                 return 0;
         }
-        case FCSIM_J_OBJ:
-                return fcsim_schema_check(v, f->sub, err);
+        case FCSIM_J_OBJ: return fcsim_schema_check(v, f->sub, err);
         case FCSIM_J_ARR:
                 if (!cJSON_IsArray(v))
-                        return ha_err_set(err, -EINVAL, "invalid type: %s, expected a sequence", what);
+                        return ha_err_set(err, -EINVAL, "invalid type: %s, expected a sequence",
+                                          what);
                 for (const cJSON *c = v->child; c; c = c->next) {
                         int r = fcsim_schema_check(c, f->sub, err);
                         if (r < 0)

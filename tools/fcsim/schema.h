@@ -22,9 +22,9 @@
 enum fcsim_jtype {
         FCSIM_J_STR,
         FCSIM_J_BOOL,
-        FCSIM_J_UINT,           /* unsigned integer up to |max| */
-        FCSIM_J_OBJ,            /* nested object checked against |sub| */
-        FCSIM_J_ARR,            /* array of objects checked against |sub| */
+        FCSIM_J_UINT, /* unsigned integer up to |max| */
+        FCSIM_J_OBJ,  /* nested object checked against |sub| */
+        FCSIM_J_ARR,  /* array of objects checked against |sub| */
 };
 
 struct fcsim_schema;

@@ -36,7 +36,8 @@ int fcsim_server_bind(const char *path, int *ret_fd, struct ha_err *err)
         sa.sun_family = AF_UNIX;
         size_t n = strlen(path);
         if (n == 0 || n >= sizeof sa.sun_path)
-                return ha_err_set(err, -ENAMETOOLONG, "API socket path is empty or longer than %zu bytes",
+                return ha_err_set(err, -ENAMETOOLONG,
+                                  "API socket path is empty or longer than %zu bytes",
                                   sizeof sa.sun_path - 1);
         memcpy(sa.sun_path, path, n);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -47,8 +48,8 @@ int fcsim_server_bind(const char *path, int *ret_fd, struct ha_err *err)
         if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) {
                 int r = -errno;
                 close(fd);
-                return ha_err_set(err, r, "Failed to bind the API socket %s: %s (os error %d)", path,
-                                  strerror(-r), -r);
+                return ha_err_set(err, r, "Failed to bind the API socket %s: %s (os error %d)",
+                                  path, strerror(-r), -r);
         }
         *ret_fd = fd;
         return 0;
@@ -125,7 +126,8 @@ static bool serve(struct fcsim_vm *vm, struct conn *c, size_t body_max)
                 int status = 500;
                 int r = fcsim_api_handle(vm, &req, &status, &body);
                 if (r == 0)
-                        r = fcsim_http_format(&out, status, status == 204 ? NULL : (const char *)body.data,
+                        r = fcsim_http_format(&out, status,
+                                              status == 204 ? NULL : (const char *)body.data,
                                               body.len, req.keep_alive);
                 bool ok = r == 0 && send_all(c->fd, out.data, out.len);
                 ha_buf_done(&body);
@@ -159,7 +161,7 @@ static int handle_signal(int sig_fd)
                 return 0;
         ha_log_info("fcsim.signal", "signo=%u", si.ssi_signo);
         if (si.ssi_signo == SIGHUP)
-                return 156;     /* Firecracker's exit code for SIGHUP */
+                return 156; /* Firecracker's exit code for SIGHUP */
         return -(int)si.ssi_signo;
 }
 

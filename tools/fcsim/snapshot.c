@@ -21,7 +21,7 @@
 
 #define SNAPSHOT_VERSION 1
 /* A configuration is a few KiB; anything bigger is not our file. */
-#define SNAPSHOT_MAX (1u << 20)
+#define SNAPSHOT_MAX   (1u << 20)
 #define MEM_MARKER_MAX 128
 
 static int write_file_atomic(const char *path, const char *data, size_t len, struct ha_err *err)

@@ -38,8 +38,9 @@ int fcsim_vmlog_parse_level(const char *name, enum fcsim_vmlog_level *ret)
         static const struct {
                 const char *name;
                 enum fcsim_vmlog_level level;
-        } t[] = { { "off", FCSIM_VL_OFF },     { "error", FCSIM_VL_ERROR }, { "warning", FCSIM_VL_WARN },
-                  { "warn", FCSIM_VL_WARN },   { "info", FCSIM_VL_INFO },   { "debug", FCSIM_VL_DEBUG },
+        } t[] = { { "off", FCSIM_VL_OFF },      { "error", FCSIM_VL_ERROR },
+                  { "warning", FCSIM_VL_WARN }, { "warn", FCSIM_VL_WARN },
+                  { "info", FCSIM_VL_INFO },    { "debug", FCSIM_VL_DEBUG },
                   { "trace", FCSIM_VL_TRACE } };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 if (strcasecmp(name, t[i].name) == 0) {

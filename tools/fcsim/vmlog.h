@@ -18,15 +18,20 @@
 #include "core/err.h"
 
 enum fcsim_vmlog_level {
-        FCSIM_VL_OFF, FCSIM_VL_ERROR, FCSIM_VL_WARN, FCSIM_VL_INFO, FCSIM_VL_DEBUG, FCSIM_VL_TRACE
+        FCSIM_VL_OFF,
+        FCSIM_VL_ERROR,
+        FCSIM_VL_WARN,
+        FCSIM_VL_INFO,
+        FCSIM_VL_DEBUG,
+        FCSIM_VL_TRACE
 };
 
 struct fcsim_vmlog {
         char id[65];
-        int log_fd;                     /* -1 when not configured */
+        int log_fd; /* -1 when not configured */
         enum fcsim_vmlog_level level;
         bool show_level, show_origin;
-        int metrics_fd;                 /* -1 when not configured */
+        int metrics_fd; /* -1 when not configured */
         uint64_t missed_log_count, missed_metrics_count;
 };
 

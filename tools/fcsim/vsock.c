@@ -36,30 +36,30 @@
 /* A connection is initiated on one side (the accepted socket) and dialed
  * on the other after the request line names the port. */
 struct conn {
-        struct conn *next, *prev;       /* guarded_by: v->lock */
-        struct fcsim_vsock *v;          /* immutable */
-        bool from_guest;                /* immutable: accepted on the guest listener */
-        int accepted_fd;                /* immutable */
-        int dialed_fd;                  /* guarded_by: v->lock; -1 until connected */
-        int refs;                       /* guarded_by: v->lock */
+        struct conn *next, *prev; /* guarded_by: v->lock */
+        struct fcsim_vsock *v;    /* immutable */
+        bool from_guest;          /* immutable: accepted on the guest listener */
+        int accepted_fd;          /* immutable */
+        int dialed_fd;            /* guarded_by: v->lock; -1 until connected */
+        int refs;                 /* guarded_by: v->lock */
 };
 
 struct fcsim_vsock {
-        int listen_fd;                  /* uds_path */
-        int guest_listen_fd;            /* <guest dir>/host, -1 until start */
+        int listen_fd;       /* uds_path */
+        int guest_listen_fd; /* <guest dir>/host, -1 until start */
         int evfd;
-        char uds_path[sizeof(((struct sockaddr_un *)0)->sun_path)];     /* immutable */
-        char guest_dir[256];            /* immutable after start */
+        char uds_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* immutable */
+        char guest_dir[256];                                        /* immutable after start */
         pthread_t acceptor;
-        bool started;                   /* main thread only */
+        bool started; /* main thread only */
         pthread_mutex_t lock;
         pthread_cond_t idle;
-        struct conn *conns;             /* guarded_by: lock */
-        unsigned n_conns;               /* guarded_by: lock */
-        bool stopping;                  /* guarded_by: lock */
-        bool paused;                    /* guarded_by: lock */
-        pthread_cond_t resumed;         /* signalled when paused or stopping changes */
-        uint32_t next_host_port;        /* guarded_by: lock */
+        struct conn *conns;      /* guarded_by: lock */
+        unsigned n_conns;        /* guarded_by: lock */
+        bool stopping;           /* guarded_by: lock */
+        bool paused;             /* guarded_by: lock */
+        pthread_cond_t resumed;  /* signalled when paused or stopping changes */
+        uint32_t next_host_port; /* guarded_by: lock */
 };
 
 int fcsim_vsock_parse_connect(const char *buf, size_t len, unsigned *ret_port)
@@ -249,7 +249,7 @@ static void *accepted_to_dialed_main(void *arg)
          * port it reached, as a connected AF_VSOCK socket would tell it. */
         uint32_t reply_port = c->from_guest ? port : v->next_host_port++;
         if (!stopping)
-                c->refs++;      /* for the guest -> host thread */
+                c->refs++; /* for the guest -> host thread */
         pthread_mutex_unlock(&v->lock);
         if (stopping)
                 goto out_unref;
@@ -262,7 +262,7 @@ static void *accepted_to_dialed_main(void *arg)
                 pthread_mutex_lock(&v->lock);
                 conn_kill_locked(c);
                 pthread_mutex_unlock(&v->lock);
-                conn_unref(c);  /* the reference meant for the other thread */
+                conn_unref(c); /* the reference meant for the other thread */
                 goto out_unref;
         }
         ha_log_debug("fcsim.vsock.connected", "from=%s port=%u reply_port=%u", side, port,
@@ -282,8 +282,10 @@ static void accept_one(struct fcsim_vsock *v, int listen_fd, bool from_guest)
         pthread_mutex_lock(&v->lock);
         if (!c || v->stopping || v->n_conns >= FCSIM_VSOCK_CONNS_MAX) {
                 pthread_mutex_unlock(&v->lock);
-                ha_log_warn("fcsim.vsock.rejected", "reason=%s", !c ? "no_memory" :
-                            v->stopping ? "stopping" : "connection_limit");
+                ha_log_warn("fcsim.vsock.rejected", "reason=%s",
+                            !c            ? "no_memory"
+                            : v->stopping ? "stopping"
+                                          : "connection_limit");
                 free(c);
                 close(fd);
                 return;
@@ -357,7 +359,8 @@ int fcsim_vsock_open(const char *uds_path, struct fcsim_vsock **ret_vsock, struc
                 free(v);
                 return ha_err_set(err, -ENAMETOOLONG,
                                   "Error binding to the host-side Unix socket: path %s is longer "
-                                  "than %zu bytes or empty", uds_path, sizeof v->uds_path - 1);
+                                  "than %zu bytes or empty",
+                                  uds_path, sizeof v->uds_path - 1);
         }
         memcpy(v->uds_path, uds_path, n + 1);
         v->next_host_port = FCSIM_VSOCK_HOST_PORT_BASE;
@@ -444,6 +447,7 @@ void fcsim_vsock_stop(struct fcsim_vsock *v)
         while (v->n_conns > 0)
                 pthread_cond_wait(&v->idle, &v->lock);
         v->stopping = false;
+        v->paused = false; /* a next guest starts running */
         pthread_mutex_unlock(&v->lock);
         uint64_t drain;
         if (read(v->evfd, &drain, sizeof drain) < 0) {
