@@ -475,10 +475,23 @@ static int explain_api_failure(vm *v, int r, struct ha_err *err)
 {
         if (!v->has_proc || !vm_proc_wait(v->proc.pidfd, 50))
                 return r;
+        /* It died: this error reports it, so stop watching (the watcher
+         * may already have reaped it and kept the status). */
+        unwatch(v);
         struct vm_exit ex;
         char how[96], tail[2200];
-        if (vm_proc_reap(v->proc.pidfd, v->proc.pid, &ex) < 0)
+        pthread_mutex_lock(&v->lock);
+        if (v->state == VM_STATE_EXITED) {
+                ex = v->last_exit;
+        } else if (vm_proc_reap(v->proc.pidfd, v->proc.pid, &ex) < 0) {
                 ex = (struct vm_exit){ .pid = v->proc.pid, .code = -1 };
+        }
+        v->last_exit = ex;
+        /* A booted VM that died under pause/snapshot is now EXITED; a
+         * boot or restore in progress keeps its state for its own undo. */
+        if (v->state == VM_STATE_RUNNING || v->state == VM_STATE_PAUSED)
+                v->state = VM_STATE_EXITED;
+        pthread_mutex_unlock(&v->lock);
         vm_exit_describe(&ex, how, sizeof how);
         vm_log_tail_text(v, tail, sizeof tail);
         for (char *c = tail; *c; c++)
@@ -564,7 +577,8 @@ static void abort_start(vm *v)
         remove_files(v);
 }
 
-static int configure(vm *v, struct ha_err *err)
+/* logger .. vsock. */
+static int do_configure(vm *v, struct ha_err *err)
 {
         int r;
         struct vm_machine_cfg m = { .vcpu_count = v->vcpus, .mem_size_mib = v->mem_mib };
@@ -582,54 +596,123 @@ static int configure(vm *v, struct ha_err *err)
                 r = vm_api_put_network_interface(v->api, VM_IFACE_ID, v->tap, v->mac, err);
         if (r == 0)
                 r = vm_api_put_vsock(v->api, v->cid, v->vsock_vmm, err);
-        uint64_t t1 = ha_now_ns();
+        v->pending.config_us = (ha_now_ns() - t0) / 1000;
+        return r < 0 ? explain_api_failure(v, r, err) : 0;
+}
+
+static int do_start(vm *v, struct ha_err *err)
+{
+        uint64_t t0 = ha_now_ns();
+        int r = vm_api_action(v->api, "InstanceStart", err);
+        v->pending.start_us = (ha_now_ns() - t0) / 1000;
+        return r < 0 ? explain_api_failure(v, r, err) : 0;
+}
+
+/* Files, process, API socket; on failure nothing is left. */
+static int do_spawn(vm *v, struct ha_err *err)
+{
+        atomic_store(&v->expect_exit, false);
+        int r = prepare_files(v, err);
         if (r == 0)
-                r = vm_api_action(v->api, "InstanceStart", err);
-        v->pending.config_us = (t1 - t0) / 1000;
-        v->pending.start_us = (ha_now_ns() - t1) / 1000;
+                r = spawn(v, err);
+        if (r < 0)
+                remove_files(v);
         return r;
 }
 
-int vm_boot(vm *v, struct ha_err *err)
+static void log_booted(vm *v)
 {
-        int r;
-        pthread_mutex_lock(&v->op_lock);
-        enum vm_state s = vm_get_state(v);
-        if (s != VM_STATE_CREATED && s != VM_STATE_STOPPED) {
-                r = ha_err_set(err, -EBUSY, "VM %s is %s, cannot boot", v->id, vm_state_name(s));
-                goto out_unlock;
-        }
-        atomic_store(&v->expect_exit, false);
-        r = prepare_files(v, err);
-        if (r < 0)
-                goto out_remove;
-        r = spawn(v, err);
-        if (r < 0)
-                goto out_remove;
-        r = configure(v, err);
-        if (r < 0) {
-                r = explain_api_failure(v, r, err);
-                goto out_abort;
-        }
-        r = watch(v, err);
-        if (r < 0)
-                goto out_abort;
-        commit_running(v);
         ha_log_info("vm.booted",
                     "vm=%s pid=%ld spawn_us=%llu socket_us=%llu config_us=%llu start_us=%llu",
                     v->id, (long)v->proc.pid, (unsigned long long)v->times.spawn_us,
                     (unsigned long long)v->times.socket_us,
                     (unsigned long long)v->times.config_us,
                     (unsigned long long)v->times.start_us);
-        pthread_mutex_unlock(&v->op_lock);
-        return 0;
+}
 
-out_abort:
-        abort_start(v);
-        goto out_unlock;
-out_remove:
-        remove_files(v);
+static int check_state(vm *v, enum vm_state a, enum vm_state b, const char *what,
+                       struct ha_err *err)
+{
+        enum vm_state s = vm_get_state(v);
+        if (s == a || s == b)
+                return 0;
+        return ha_err_set(err, -EBUSY, "VM %s is %s, cannot %s", v->id, vm_state_name(s), what);
+}
+
+int vm_boot(vm *v, struct ha_err *err)
+{
+        pthread_mutex_lock(&v->op_lock);
+        int r = check_state(v, VM_STATE_CREATED, VM_STATE_STOPPED, "boot", err);
+        if (r < 0)
+                goto out_unlock;
+        r = do_spawn(v, err);
+        if (r < 0)
+                goto out_unlock;
+        r = do_configure(v, err);
+        if (r == 0)
+                r = do_start(v, err);
+        /* Watched only once it is a booted VM: a failure before that is
+         * this call's error, not an exit to report. */
+        if (r == 0)
+                r = watch(v, err);
+        if (r < 0) {
+                abort_start(v);
+                goto out_unlock;
+        }
+        commit_running(v);
+        log_booted(v);
 out_unlock:
+        pthread_mutex_unlock(&v->op_lock);
+        return r;
+}
+
+int vm_spawn(vm *v, struct ha_err *err)
+{
+        pthread_mutex_lock(&v->op_lock);
+        int r = check_state(v, VM_STATE_CREATED, VM_STATE_STOPPED, "spawn", err);
+        if (r < 0)
+                goto out_unlock;
+        r = do_spawn(v, err);
+        if (r < 0)
+                goto out_unlock;
+        r = watch(v, err);
+        if (r < 0) {
+                abort_start(v);
+                goto out_unlock;
+        }
+        set_state(v, VM_STATE_SPAWNED);
+out_unlock:
+        pthread_mutex_unlock(&v->op_lock);
+        return r;
+}
+
+int vm_configure(vm *v, unsigned vcpu_count, unsigned mem_size_mib, struct ha_err *err)
+{
+        pthread_mutex_lock(&v->op_lock);
+        int r = check_state(v, VM_STATE_SPAWNED, VM_STATE_SPAWNED, "configure", err);
+        if (r == 0 && vcpu_count > 32)
+                r = ha_err_set(err, -EINVAL, "vcpu_count %u over 32", vcpu_count);
+        if (r == 0) {
+                if (vcpu_count)
+                        v->vcpus = vcpu_count;
+                if (mem_size_mib)
+                        v->mem_mib = mem_size_mib;
+                r = do_configure(v, err);
+        }
+        pthread_mutex_unlock(&v->op_lock);
+        return r;
+}
+
+int vm_instance_start(vm *v, struct ha_err *err)
+{
+        pthread_mutex_lock(&v->op_lock);
+        int r = check_state(v, VM_STATE_SPAWNED, VM_STATE_SPAWNED, "start", err);
+        if (r == 0)
+                r = do_start(v, err);
+        if (r == 0) {
+                commit_running(v);
+                log_booted(v);
+        }
         pthread_mutex_unlock(&v->op_lock);
         return r;
 }
@@ -894,6 +977,7 @@ const char *vm_state_name(enum vm_state s)
 {
         switch (s) {
         case VM_STATE_CREATED: return "created";
+        case VM_STATE_SPAWNED: return "spawned";
         case VM_STATE_RUNNING: return "running";
         case VM_STATE_PAUSED: return "paused";
         case VM_STATE_SAVED: return "saved";

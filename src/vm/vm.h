@@ -96,6 +96,7 @@ struct vm_spec {
 
 enum vm_state {
         VM_STATE_CREATED,       /* handle only, no process (vm_create) */
+        VM_STATE_SPAWNED,       /* process and API up, not started (vm_spawn) */
         VM_STATE_RUNNING,
         VM_STATE_PAUSED,
         VM_STATE_SAVED,         /* snapshot written, process stopped */
@@ -121,6 +122,21 @@ int vm_create(const struct vm_config *cfg, const struct vm_spec *spec, vm **ret,
  *   other       see api.h / launch.h
  * On failure nothing is left: no process, no socket, no directory. */
 int vm_boot(vm *v, struct ha_err *err);
+
+/* The same in three steps, for a caller that acquires them one by one (the
+ * sandbox manager's backend hooks):
+ *   vm_spawn           files, process, API socket; the VMM is watched from
+ *                      here on. CREATED/STOPPED -> SPAWNED. On failure
+ *                      nothing is left.
+ *   vm_configure       logger .. vsock; |vcpu_count|/|mem_size_mib| override
+ *                      the spec's when not 0. Stays SPAWNED; on failure the
+ *                      process is left for vm_stop().
+ *   vm_instance_start  InstanceStart. SPAWNED -> RUNNING; on failure the
+ *                      process is left for vm_stop().
+ * Errors as vm_boot(); -EBUSY when called in the wrong state. */
+int vm_spawn(vm *v, struct ha_err *err);
+int vm_configure(vm *v, unsigned vcpu_count, unsigned mem_size_mib, struct ha_err *err);
+int vm_instance_start(vm *v, struct ha_err *err);
 
 /* vm_create + vm_boot; on failure *ret is untouched and nothing is left. */
 int vm_start(const struct vm_config *cfg, const struct vm_spec *spec, vm **ret,

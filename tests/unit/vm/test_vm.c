@@ -601,3 +601,69 @@ Test(vm, parallel_vms_share_the_mount_point_without_interfering)
         cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a VMM was left");
         cr_assert_null(strstr(slurp("/proc/self/mountinfo"), "vmroot"), "a mount leaked");
 }
+
+Test(vm, split_phases_spawn_configure_start)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root: mount namespace");
+        char bin[256], req[256];
+        fct_wrapper(tdir, "ok", bin, sizeof bin);
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s, bin);
+        vm *v;
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(vm_create(&c, &s, &v, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_instance_start(v, &e), -EBUSY, "not spawned yet");
+        cr_assert_eq(vm_spawn(v, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_get_state(v), VM_STATE_SPAWNED);
+        cr_assert_gt(vm_pid(v), 0);
+        cr_assert_eq(vm_configure(v, 4, 1024, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_instance_start(v, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_get_state(v), VM_STATE_RUNNING);
+        requests_log(req, sizeof req);
+        cr_assert(strstr(slurp(req), "\"vcpu_count\":4,\"mem_size_mib\":1024"), "%s", slurp(req));
+        cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
+        vm_free(v);
+
+        /* A configure failure leaves the process for vm_stop. */
+        char fbin[256];
+        fct_wrapper(tdir, "fail-3", fbin, sizeof fbin);
+        config(&c, &s, fbin);
+        cr_assert_eq(vm_create(&c, &s, &v, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_spawn(v, &e), 0, "%s", e.msg);
+        pid_t pid = vm_pid(v);
+        cr_assert_eq(vm_configure(v, 0, 0, &e), -EINVAL);
+        cr_assert(strstr(e.msg, "PUT /machine-config"), "%s", e.msg);
+        cr_assert_not(fct_pid_gone(pid), "configure must not kill what spawn acquired");
+        cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
+        cr_assert(fct_pid_gone(pid));
+        vm_free(v);
+}
+
+Test(vm, spawned_vmm_dying_is_reported_by_the_watcher_and_configure)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root: mount namespace");
+        vm_watcher *w;
+        cr_assert_eq(vm_watcher_new(&w), 0);
+        struct exit_seen seen = { .lock = PTHREAD_MUTEX_INITIALIZER,
+                                  .cond = PTHREAD_COND_INITIALIZER };
+        char bin[256];
+        fct_wrapper(tdir, "die-at-boot", bin, sizeof bin);
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s, bin);
+        c.watcher = w;
+        s.on_exit = on_exit_cb;
+        s.on_exit_ctx = &seen;
+        vm *v;
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(vm_create(&c, &s, &v, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_spawn(v, &e), 0, "%s", e.msg);
+        cr_assert_eq(vm_configure(v, 0, 0, &e), -ECHILD, "%s", e.msg);
+        cr_assert(strstr(e.msg, "exited with code 3"), "%s", e.msg);
+        cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
+        vm_free(v);
+        vm_watcher_free(w);
+}
