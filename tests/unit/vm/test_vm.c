@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 
+#include "core/time.h"
 #include "fctest.h"
 #include "vm/vm.h"
 
@@ -666,4 +667,27 @@ Test(vm, spawned_vmm_dying_is_reported_by_the_watcher_and_configure)
         cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
         vm_free(v);
         vm_watcher_free(w);
+}
+
+Test(vm, hung_vmm_api_times_out_and_rolls_back)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root: mount namespace");
+        char bin[256];
+        fct_wrapper(tdir, "hang", bin, sizeof bin);
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s, bin);
+        c.api_timeout_ms = 300;
+        vm *v = NULL;
+        struct ha_err e = { { 0 } };
+        uint64_t t0 = ha_now_ms();
+        cr_assert_eq(vm_start(&c, &s, &v, &e), -ETIMEDOUT, "%s", e.msg);
+        cr_assert_lt(ha_now_ms() - t0, 3000);
+        cr_assert(strstr(e.msg, "firecracker PUT /logger"), "%s", e.msg);
+        cr_assert_null(v);
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "the hung VMM was left running");
+        char d[256];
+        snprintf(d, sizeof d, "%s/sbx-1", run_dir);
+        cr_assert_eq(access(d, F_OK), -1);
 }
