@@ -233,17 +233,26 @@ static int join_existing(struct sbx *old, const struct sbx_spec *spec,
                          const struct sbx_cancel *cancel, struct sbx_record *ret_rec,
                          struct ha_err *err)
 {
-        if (!sbx_spec_equal(&old->spec, spec))
+        int r;
+        bool same = sbx_spec_equal(&old->spec, spec);
+        pthread_mutex_lock(&old->lock);
+        /* An id being destroyed is about to be free: wait rather than refuse. */
+        bool leaving = old->state == SBX_STATE_STOPPING;
+        pthread_mutex_unlock(&old->lock);
+        if (!same && !leaving)
                 return ha_err_set(err, -EEXIST,
                                   "sandbox %s already exists with a different spec (image %s, %u vcpus, %u MiB)",
                                   old->id, old->spec.image, old->spec.vcpus, old->spec.memory_mib);
-        int r;
         pthread_mutex_lock(&old->lock);
         if (wait_idle_locked(old, cancel) < 0)
                 r = ha_err_set(err, -ECANCELED,
                                "cancelled while waiting for the create of sandbox %s in flight", old->id);
         else if (old->state == SBX_STATE_GONE)
                 r = CREATE_RETRY;
+        else if (!same)   /* its destroy failed: it stays, with its own spec */
+                r = ha_err_set(err, -EEXIST,
+                               "sandbox %s already exists with a different spec (image %s, %u vcpus, %u MiB)",
+                               old->id, old->spec.image, old->spec.vcpus, old->spec.memory_mib);
         else if (ret_rec && sbx_obj_snapshot_locked(old, ret_rec) < 0)
                 r = ha_err_set(err, -ENOMEM, "out of memory");
         else

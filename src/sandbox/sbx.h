@@ -242,8 +242,10 @@ void sbx_mgr_free(sbx_mgr *m);
  * fails having released everything it took, in reverse order.
  *
  * Idempotent on the id: an existing sandbox with an equal normalised spec is
- * returned as it is (a create in flight for it is waited for); a different
- * spec gives -EEXIST. |cancel| (may be NULL) is polled between steps: a
+ * returned as it is, whatever its state (a create in flight for it is waited
+ * for; a FAILED one is returned FAILED: destroy it to reuse the id); a
+ * different spec gives -EEXIST, unless that sandbox is being destroyed, in
+ * which case the destroy is waited for and the id reused. |cancel| (may be NULL) is polled between steps: a
  * cancelled create rolls back completely and returns -ECANCELED; once the
  * sandbox is RUNNING a cancel no longer matters (the record owns it and the
  * TTL reaps it). Emits CREATED, then RUNNING, or FAILED + DESTROYED on

@@ -573,3 +573,41 @@ Test(sbx_lifecycle, vmm_exit_during_an_operation_is_handled_after_it)
         cr_assert(fake_empty(x.f));
         fix_done(&x);
 }
+
+struct recreate_arg {
+        struct fix *x;
+        int r;
+};
+
+static void *recreate_other_spec(void *p)
+{
+        struct recreate_arg *a = p;
+        for (int i = 0; i < 5000 && state_of(a->x, "reuse") != SBX_STATE_STOPPING; i++)
+                usleep(1000);
+        struct sbx_spec s = spec_of("reuse", "other-image");
+        a->r = sbx_mgr_create(a->x->m, &s, NULL, NULL, NULL);
+        return NULL;
+}
+
+/* A create with another spec for an id being destroyed waits for the
+ * destroy and then reuses the id, instead of ALREADY_EXISTS. */
+Test(sbx_lifecycle, create_waits_for_a_destroy_in_flight_of_the_same_id)
+{
+        struct fix x;
+        fix_init(&x, false);
+        fix_open(&x);
+        create_ok(&x, "reuse");
+        fake_delay(x.f, FAKE_VMM_STOP, 200);
+        struct recreate_arg a = { &x, 1 };
+        pthread_t t;
+        pthread_create(&t, NULL, recreate_other_spec, &a);
+        cr_assert_eq(sbx_mgr_destroy(x.m, "reuse", NULL, NULL), 0);
+        pthread_join(t, NULL);
+        cr_assert_eq(a.r, 0);
+        struct sbx_record rec;
+        cr_assert_eq(sbx_mgr_get(x.m, "reuse", &rec, NULL), 0);
+        cr_assert_str_eq(rec.spec.image, "other-image");
+        cr_assert_eq(rec.state, SBX_STATE_RUNNING);
+        sbx_record_done(&rec);
+        fix_done(&x);
+}
