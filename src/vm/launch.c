@@ -162,9 +162,21 @@ static void __attribute__((noreturn)) child_fail(const struct child_plan *c, int
         _exit(127);
 }
 
+/* Failure injection for tests (vm_launch.inject_step): pretend |step|
+ * failed with inject_errno. Only errno is touched: async-signal-safe. */
+static bool injected(const struct child_plan *c, int step)
+{
+        if (c->l->inject_step != step + 1)
+                return false;
+        errno = c->l->inject_errno ? c->l->inject_errno : EIO;
+        return true;
+}
+
 static void child_dup(const struct child_plan *c, int fd, int target)
 {
-        if (fd == target) {
+        if (injected(c, STEP_STDIO)) {
+                child_fail(c, STEP_STDIO, 0);
+        } else if (fd == target) {
                 if (fcntl(fd, F_SETFD, 0) < 0)
                         child_fail(c, STEP_STDIO, 0);
         } else if (dup2(fd, target) < 0) {
@@ -188,32 +200,35 @@ static void __attribute__((noreturn)) child_run(const struct child_plan *c)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
 
-        if (setsid() < 0)
+        if (injected(c, STEP_SETSID) || setsid() < 0)
                 child_fail(c, STEP_SETSID, 0);
         if (l->tmpfs_dir || l->n_binds) {
-                if (unshare(CLONE_NEWNS) < 0)
+                if (injected(c, STEP_UNSHARE) || unshare(CLONE_NEWNS) < 0)
                         child_fail(c, STEP_UNSHARE, 0);
-                if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                if (injected(c, STEP_RPRIVATE) ||
+                    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                         child_fail(c, STEP_RPRIVATE, 0);
         }
-        if (l->tmpfs_dir &&
-            mount("ha-vm", l->tmpfs_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  "mode=0755,size=1m,nr_inodes=64") < 0)
+        if (l->tmpfs_dir && (injected(c, STEP_TMPFS) ||
+                             mount("ha-vm", l->tmpfs_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                   "mode=0755,size=1m,nr_inodes=64") < 0))
                 child_fail(c, STEP_TMPFS, 0);
         for (unsigned i = 0; i < l->n_binds; i++) {
                 const struct vm_bind *b = &l->binds[i];
-                int fd = open(b->dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                int fd = injected(c, STEP_BIND_TARGET)
+                                 ? -1
+                                 : open(b->dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd < 0)
                         child_fail(c, STEP_BIND_TARGET, (int)i);
                 close(fd);
-                if (mount(b->src, b->dst, NULL, MS_BIND, NULL) < 0)
+                if (injected(c, STEP_BIND) || mount(b->src, b->dst, NULL, MS_BIND, NULL) < 0)
                         child_fail(c, STEP_BIND, (int)i);
-                if (b->read_only &&
-                    mount(NULL, b->dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                          NULL) < 0)
+                if (b->read_only && (injected(c, STEP_BIND_RO) ||
+                                     mount(NULL, b->dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                          NULL) < 0))
                         child_fail(c, STEP_BIND_RO, (int)i);
         }
-        if (c->netns_fd >= 0 && setns(c->netns_fd, CLONE_NEWNET) < 0)
+        if (c->netns_fd >= 0 && (injected(c, STEP_SETNS) || setns(c->netns_fd, CLONE_NEWNET) < 0))
                 child_fail(c, STEP_SETNS, 0);
 
         child_dup(c, c->null_fd, STDIN_FILENO);
@@ -221,10 +236,11 @@ static void __attribute__((noreturn)) child_run(const struct child_plan *c)
         child_dup(c, c->log_fd, STDERR_FILENO);
         /* Nothing else crosses exec, whatever another thread opened without
          * O_CLOEXEC; the report pipe stays usable until execve. */
-        if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
+        if (injected(c, STEP_CLOSE_RANGE) || close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
                 child_fail(c, STEP_CLOSE_RANGE, 0);
 
-        execve(c->argv[0], c->argv, c->envp);
+        if (!injected(c, STEP_EXEC))
+                execve(c->argv[0], c->argv, c->envp);
         child_fail(c, STEP_EXEC, 0);
 }
 

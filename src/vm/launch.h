@@ -63,7 +63,16 @@ struct vm_launch {
         uid_t uid;
         gid_t gid;
         const char *chroot_base;
+        /* Tests only: the child fails step |inject_step| (1-based, in the
+         * order listed at the top: 1 setsid, 2 unshare, 3 rprivate, 4 tmpfs,
+         * 5 bind target, 6 bind, 7 read-only remount, 8 setns, 9 stdio,
+         * 10 close_range, 11 execve) with |inject_errno|. 0: never. */
+        int inject_step;
+        int inject_errno;
 };
+
+/* Number of child steps inject_step can name. */
+#define VM_LAUNCH_STEPS 11
 
 /* A running VMM. The pidfd is O_CLOEXEC and owned by whoever holds this. */
 struct vm_proc {

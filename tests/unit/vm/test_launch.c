@@ -3,6 +3,7 @@
  * what the child really gets (session, mount namespace, netns, fds, env,
  * signals), plus failure reporting through the error pipe.
  */
+#include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -348,4 +349,66 @@ Test(vm_launch, wait_ready_times_out_and_leaves_the_process_to_the_caller)
         cr_assert_eq(vm_proc_kill(&p, 3000, &ex), 0);
         cr_assert_eq(ex.signal, SIGKILL);
         cr_assert(fct_pid_gone(p.pid));
+}
+
+static int count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        cr_assert_not_null(d);
+        int n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+Test(vm_launch, every_child_step_failing_is_reported_and_leaves_nothing)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root: namespaces");
+        char nsfile[128];
+        snprintf(nsfile, sizeof nsfile, "%s/netns", tdir);
+        fct_write(nsfile, "", 0644);
+        pid_t c = fork();
+        cr_assert_geq(c, 0);
+        if (c == 0)
+                _exit(unshare(CLONE_NEWNET) < 0 ||
+                      mount("/proc/self/ns/net", nsfile, NULL, MS_BIND, NULL) < 0);
+        int st;
+        waitpid(c, &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+        char kernel[128], mnt[128], kdst[160], api[128], log[128], bin[256];
+        snprintf(kernel, sizeof kernel, "%s/vmlinux", tdir);
+        snprintf(mnt, sizeof mnt, "%s/vmroot", tdir);
+        snprintf(kdst, sizeof kdst, "%s/kernel", mnt);
+        snprintf(api, sizeof api, "%s/api.sock", tdir);
+        snprintf(log, sizeof log, "%s/console.log", tdir);
+        fct_write(kernel, "k", 0644);
+        cr_assert_eq(mkdir(mnt, 0755), 0);
+        fct_wrapper(tdir, "ok", bin, sizeof bin);
+        const char *words[] = { "setsid", "unshare", "rprivate", "tmpfs", "create bind target",
+                                "bind mount", "read-only", "setns", "redirect stdio",
+                                "close_range", "execve" };
+        int fds = count_fds();
+        for (int step = 1; step <= VM_LAUNCH_STEPS; step++) {
+                struct vm_launch l = { .vmm_bin = bin, .id = "inj", .api_sock = api,
+                                       .console_log = log, .netns_path = nsfile,
+                                       .tmpfs_dir = mnt,
+                                       .binds = { { kernel, kdst, true } },
+                                       .n_binds = 1,
+                                       .inject_step = step,
+                                       .inject_errno = EPERM };
+                struct vm_proc p;
+                struct ha_err e = { { 0 } };
+                cr_assert_eq(vm_launch_spawn(&l, &p, &e), -EPERM, "step %d: %s", step, e.msg);
+                cr_assert(strstr(e.msg, words[step - 1]), "step %d: %s", step, e.msg);
+                cr_assert(strstr(e.msg, "Operation not permitted"), "%s", e.msg);
+                cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "step %d left a child", step);
+                cr_assert_eq(count_fds(), fds, "step %d leaked an fd", step);
+                cr_assert_eq(access(api, F_OK), -1);
+        }
+        cr_assert_null(strstr(slurp("/proc/self/mountinfo"), mnt), "mount leaked to the host");
+        umount2(nsfile, MNT_DETACH);
 }
