@@ -990,6 +990,18 @@ const char *vm_state_name(enum vm_state s)
 const char *vm_vsock_path(const vm *v) { return v->vsock; }
 const char *vm_api_sock_path(const vm *v) { return v->api_sock; }
 const char *vm_dir(const vm *v) { return v->dir; }
+const char *vm_id(const vm *v) { return v->id; }
+
+bool vm_last_exit(const vm *v, struct vm_exit *ret)
+{
+        vm *m = (vm *)v;
+        pthread_mutex_lock(&m->lock);
+        bool have = m->last_exit.pid != 0;
+        if (have)
+                *ret = m->last_exit;
+        pthread_mutex_unlock(&m->lock);
+        return have;
+}
 
 pid_t vm_pid(const vm *v)
 {

@@ -200,6 +200,10 @@ const char *vm_state_name(enum vm_state s);
 const char *vm_vsock_path(const vm *v);         /* host path of the vsock uds */
 const char *vm_api_sock_path(const vm *v);      /* host path */
 const char *vm_dir(const vm *v);                /* <run_dir>/<id> */
+const char *vm_id(const vm *v);
+/* How the last process of |v| ended (after an exit, a stop or a snapshot);
+ * false when none has ended yet. */
+bool vm_last_exit(const vm *v, struct vm_exit *ret);
 pid_t vm_pid(const vm *v);                      /* 0 when no process */
 uint64_t vm_starttime(const vm *v);             /* persist with the pid */
 /* Last lines of fc.log and console.log, as given to vm_exit_fn. */

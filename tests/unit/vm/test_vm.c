@@ -342,6 +342,10 @@ Test(vm, watcher_reports_an_external_kill_and_not_a_stop)
         cr_assert_eq(seen.ex.pid, pid);
         cr_assert(strstr(seen.tail, "console: fakefc: starting id=sbx-1"), "%s", seen.tail);
         cr_assert_eq(vm_get_state(v), VM_STATE_EXITED);
+        struct vm_exit last;
+        cr_assert(vm_last_exit(v, &last));
+        cr_assert_eq(last.signal, SIGKILL);
+        cr_assert_str_eq(vm_id(v), "sbx-1");
         cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
         vm_free(v);
 
