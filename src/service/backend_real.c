@@ -546,6 +546,12 @@ int ha_backend_new(const struct ha_config *cfg, ha_backend **ret, struct ha_err 
         struct net_pool_config nc;
         net_pool_config_default(&nc);
         snprintf(nc.net.prefix, sizeof nc.net.prefix, "%s", cfg->net_prefix);
+        if (net_cidr_parse(cfg->net_sandbox_range, &nc.net.sandbox_range) < 0 ||
+            net_cidr_parse(cfg->net_veth_range, &nc.net.veth_range) < 0) {
+                r = ha_err_set(err, -EINVAL, "--net-sandbox-range %s / --net-veth-range %s: not IPv4 CIDRs",
+                               cfg->net_sandbox_range, cfg->net_veth_range);
+                goto out_free;
+        }
         nc.net.slots = cfg->slots;
         nc.warm = cfg->pool;
         r = net_pool_new(&nc, &b->pool, err);

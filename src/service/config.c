@@ -60,6 +60,8 @@ static const struct opt opts[] = {
         { "max-memory-mib", O_UINT, F(max_memory_mib), "8192", "memory per sandbox at most (MiB)" },
         { "overcommit", O_DOUBLE, F(overcommit), "16", "vCPU overcommit ratio (vCPU budget = CPUs x ratio)" },
         { "net-prefix", O_STR, F(net_prefix), "ha", "prefix of namespaces, links and nft tables" },
+        { "net-sandbox-range", O_STR, F(net_sandbox_range), "10.11.0.0/16", "host-reachable sandbox addresses (IPv4 CIDR)" },
+        { "net-veth-range", O_STR, F(net_veth_range), "10.12.0.0/16", "host <-> namespace veth pairs (IPv4 CIDR)" },
         { "help", O_HELP, 0, NULL, "show this help" },
         { "version", O_VERSION, 0, NULL, "show version and build" },
 };

@@ -49,6 +49,7 @@ struct ha_config {
         unsigned max_vcpus, max_memory_mib;
         double overcommit;
         char *net_prefix;
+        char *net_sandbox_range, *net_veth_range;
         char *config_file;
 };
 
