@@ -134,6 +134,11 @@ struct sbx_backend {
         bool (*vmm_alive)(void *ctx, int pid, uint64_t start_time);
         int (*vmm_adopt)(void *ctx, const struct sbx_resources *res, struct sbx_vmm *vmm,
                          struct ha_err *err);
+        /* Optional (NULL: never asked). Right after a successful vmm_adopt:
+         * 1 when the VMM is paused now, 0 when running, -errno when unknown.
+         * Recovery corrects a record whose pause or resume was interrupted
+         * by a crash between the VMM call and the store write. */
+        int (*vmm_paused)(void *ctx, const struct sbx_vmm *vmm);
         /* Removes every VMM process, netns/TAP/slot, rootfs clone, mount and
          * socket under the run dir that none of |live| (adopted records, and
          * FAILED records still holding resources) owns. */

@@ -86,6 +86,24 @@ static int release_unadopted(sbx_mgr *m, struct sbx_resources *res, char *failur
         return r;
 }
 
+/* A crash between a pause/resume call and its store write leaves the record
+ * one transition behind the VMM: believe the VMM. */
+static void correct_paused(sbx_mgr *m, struct sbx *s, const struct sbx_resources *res,
+                           bool *persist)
+{
+        const struct sbx_backend *be = m->be;
+        if (!be->vmm_paused || s->snapshotted)
+                return;
+        int p = be->vmm_paused(be->ctx, &res->vmm);
+        enum sbx_state actual = p == 1 ? SBX_STATE_PAUSED : p == 0 ? SBX_STATE_RUNNING : s->state;
+        if (actual == s->state)
+                return;
+        ha_log_warn("sbx.recover.state_corrected", "sbx=%s record=%s vmm=%s", s->id,
+                    sbx_state_name(s->state), sbx_state_name(actual));
+        s->state = actual;
+        *persist = true;
+}
+
 static int recover_row(void *ctx, struct sbx_row *row)
 {
         struct recovery *rc = ctx;
@@ -102,7 +120,7 @@ static int recover_row(void *ctx, struct sbx_row *row)
         snprintf(s->failure, sizeof s->failure, "%s", row->rec.failure);
         struct sbx_resources res = row->res;
         res.vmm.handle = NULL;
-        bool emit_failed = false;
+        bool emit_failed = false, persist = false;
 
         switch (s->state) {
         case SBX_STATE_CREATING:
@@ -125,6 +143,7 @@ static int recover_row(void *ctx, struct sbx_row *row)
         case SBX_STATE_RUNNING:
         case SBX_STATE_PAUSED:
                 if (adopt(m, &res, s->snapshotted)) {
+                        correct_paused(m, s, &res, &persist);
                         ha_log_info("sbx.recover.adopted", "sbx=%s state=%s pid=%d", s->id,
                                     sbx_state_name(s->state), res.vmm.pid);
                         rc->adopted++;
@@ -156,6 +175,8 @@ static int recover_row(void *ctx, struct sbx_row *row)
         pthread_mutex_unlock(&m->index_lock);
         if (r == 0)
                 r = keep_live(rc, &res);
+        if (r == 0 && persist && !emit_failed)
+                sbx_persist(m, s);
         if (r == 0 && emit_failed) {
                 /* No operation can run yet (not ready): claim it anyway so
                  * publishing follows the usual rule. */

@@ -425,6 +425,16 @@ static int vmm_adopt(void *ctx, const struct sbx_resources *res, struct sbx_vmm 
         return r;
 }
 
+static int vmm_paused(void *ctx, const struct sbx_vmm *vmm)
+{
+        struct fake *f = ctx;
+        pthread_mutex_lock(&f->lock);
+        const struct fake_ent *e = vmm->handle;
+        int r = e && e->vmm ? e->paused : -ESRCH;
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
 static bool in_live(const struct sbx_resources *live, size_t n, const char *id)
 {
         for (size_t i = 0; i < n; i++)
@@ -520,6 +530,7 @@ void fake_backend(struct fake *f, struct sbx_backend *b)
                 .vmm_forget = vmm_forget,
                 .vmm_alive = vmm_alive,
                 .vmm_adopt = vmm_adopt,
+                .vmm_paused = vmm_paused,
                 .cleanup_orphans = cleanup_orphans,
         };
 }
@@ -571,6 +582,15 @@ void fake_add_orphan(struct fake *f, const char *id)
                 f->live_rootfs++;
                 f->live_vmm++;
         }
+        pthread_mutex_unlock(&f->lock);
+}
+
+void fake_set_paused(struct fake *f, const char *id, bool paused)
+{
+        pthread_mutex_lock(&f->lock);
+        struct fake_ent *e = find(f, id, false);
+        if (e)
+                e->paused = paused;
         pthread_mutex_unlock(&f->lock);
 }
 

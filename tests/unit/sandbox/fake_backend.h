@@ -90,6 +90,9 @@ int fake_kill_vmm(struct fake *f, const char *id, bool report);
 /* Leaves resources with no record, as a crash between acquire and persist
  * would. */
 void fake_add_orphan(struct fake *f, const char *id);
+/* Flips the fake VMM's paused flag, as a crash between the VMM call and
+ * the store write would leave it. */
+void fake_set_paused(struct fake *f, const char *id, bool paused);
 /* Snapshot of one id's entry; false when the id holds nothing. */
 bool fake_get(struct fake *f, const char *id, struct fake_ent *ret);
 /* Counters. */

@@ -345,3 +345,29 @@ Test(sbx_recover, unadoptable_vmm_is_stopped_and_orphan_failure_is_not_fatal)
         cr_assert_eq(fake_violations(x.f), 0);
         fix_done(&x);
 }
+
+/* A crash between the VMM's pause/resume and the store write: recovery
+ * believes the VMM, and the sandbox stays operable. */
+Test(sbx_recover, interrupted_pause_or_resume_is_corrected_from_the_vmm)
+{
+        struct fix x;
+        fix_init(&x, false);
+        fix_open(&x);
+        create_ok(&x, "was-paused");
+        create_ok(&x, "was-running");
+        cr_assert_eq(sbx_mgr_pause(x.m, "was-paused", false, NULL, NULL, NULL), 0);
+        fix_close(&x);
+        fake_set_paused(x.f, "was-paused", false);   /* resumed, record not written */
+        fake_set_paused(x.f, "was-running", true);   /* paused, record not written */
+        fix_open(&x);
+        cr_assert_eq(state_of(&x, "was-paused"), SBX_STATE_RUNNING);
+        cr_assert_eq(state_of(&x, "was-running"), SBX_STATE_PAUSED);
+        cr_assert_eq(sbx_mgr_resume(x.m, "was-running", 0, NULL, NULL, NULL), 0);
+        cr_assert_eq(sbx_mgr_pause(x.m, "was-paused", false, NULL, NULL, NULL), 0);
+        fix_close(&x);
+        fix_open(&x);   /* the corrections were persisted */
+        cr_assert_eq(state_of(&x, "was-paused"), SBX_STATE_PAUSED);
+        cr_assert_eq(state_of(&x, "was-running"), SBX_STATE_RUNNING);
+        cr_assert_eq(fake_violations(x.f), 0);
+        fix_done(&x);
+}
