@@ -6,6 +6,7 @@
  * 20 sandboxes running.
  */
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include "core/log.h"
@@ -369,5 +370,49 @@ Test(sbx_recover, interrupted_pause_or_resume_is_corrected_from_the_vmm)
         cr_assert_eq(state_of(&x, "was-paused"), SBX_STATE_PAUSED);
         cr_assert_eq(state_of(&x, "was-running"), SBX_STATE_RUNNING);
         cr_assert_eq(fake_violations(x.f), 0);
+        fix_done(&x);
+}
+
+static int row_state(const char *dir, const char *id)
+{
+        char path[300];
+        snprintf(path, sizeof path, "%s/state.db", dir);
+        sqlite3 *db;
+        sqlite3_stmt *q;
+        int st = -1;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+                return -2;
+        if (sqlite3_prepare_v2(db, "SELECT state FROM sandboxes WHERE id = ?1", -1, &q, NULL) ==
+            SQLITE_OK) {
+                sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+                if (sqlite3_step(q) == SQLITE_ROW)
+                        st = sqlite3_column_int(q, 0);
+                sqlite3_finalize(q);
+        }
+        sqlite3_close(db);
+        return st;
+}
+
+/* Every answer is preceded by its store write: another reader of the
+ * database sees the new state as soon as the call returns. */
+Test(sbx_recover, each_transition_is_on_disk_before_the_call_returns)
+{
+        struct fix x;
+        fix_init(&x, false);
+        fix_open(&x);
+        create_ok(&x, "d");
+        cr_assert_eq(row_state(x.dir, "d"), SBX_STATE_RUNNING);
+        cr_assert_eq(sbx_mgr_pause(x.m, "d", false, NULL, NULL, NULL), 0);
+        cr_assert_eq(row_state(x.dir, "d"), SBX_STATE_PAUSED);
+        cr_assert_eq(sbx_mgr_resume(x.m, "d", 0, NULL, NULL, NULL), 0);
+        cr_assert_eq(row_state(x.dir, "d"), SBX_STATE_RUNNING);
+        fake_kill_vmm(x.f, "d", true);
+        cr_assert(wait_state(&x, "d", SBX_STATE_FAILED, 2000));
+        uint64_t until = ha_now_ms() + 2000;
+        while (row_state(x.dir, "d") != SBX_STATE_FAILED && ha_now_ms() < until)
+                usleep(1000);   /* the janitor persists right after the state flips */
+        cr_assert_eq(row_state(x.dir, "d"), SBX_STATE_FAILED);
+        cr_assert_eq(sbx_mgr_destroy(x.m, "d", NULL, NULL), 0);
+        cr_assert_eq(row_state(x.dir, "d"), -1, "deleted");
         fix_done(&x);
 }
