@@ -141,7 +141,12 @@ struct sbx_backend {
         int (*vmm_paused)(void *ctx, const struct sbx_vmm *vmm);
         /* Removes every VMM process, netns/TAP/slot, rootfs clone, mount and
          * socket under the run dir that none of |live| (adopted records, and
-         * FAILED records still holding resources) owns. */
+         * FAILED records still holding resources) owns. A VMM process is
+         * owned only when its id, pid and start time all match a live entry:
+         * one for a live id with another pid (a start or snapshot restore
+         * whose record was not written before a crash; vmm.pid is 0 for a
+         * snapshotted sandbox) is an orphan too. Called once per recovery,
+         * after every record was reconciled. */
         int (*cleanup_orphans)(void *ctx, const struct sbx_resources *live, size_t n_live,
                                struct ha_err *err);
 };
