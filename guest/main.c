@@ -58,16 +58,20 @@ int ga_watch(struct ga_agent *a, struct ga_handle *h, int fd, uint32_t events)
         return 0;
 }
 
-/* |loud|: log failures (the first attempt only, PID 1 retries). */
+/* |loud|: log failures (the first attempt only, PID 1 retries). The socket
+ * is bound under a temporary name and renamed into place once listening,
+ * so whoever waits for the file to appear never meets ECONNREFUSED. */
 static int listen_unix(const char *dir, bool loud)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd, n;
+        char final[sizeof sa.sun_path];
+        int fd, n, m;
 
         if (mkdir(dir, 0755) < 0 && errno != EEXIST && loud)
                 ha_log_warn("guest.mkdir_failed", "path=%s errno=%d", dir, errno);
-        n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%u", dir, GA_PORT);
-        if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
+        n = snprintf(final, sizeof final, "%s/%u", dir, GA_PORT);
+        m = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/.%u.%d", dir, GA_PORT, (int)getpid());
+        if (n < 0 || (size_t)n >= sizeof final || m < 0 || (size_t)m >= sizeof sa.sun_path) {
                 if (loud)
                         ha_log_error("guest.listen_failed", "path=%s/%u error=\"path too long\"", dir, GA_PORT);
                 return -ENAMETOOLONG;
@@ -75,16 +79,18 @@ static int listen_unix(const char *dir, bool loud)
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        unlink(sa.sun_path);    /* a stale socket from a previous run */
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 256) < 0) {
+        unlink(sa.sun_path);    /* stale from a previous run */
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 256) < 0 ||
+            rename(sa.sun_path, final) < 0) {
                 int r = -errno;
 
                 if (loud)
-                        ha_log_error("guest.listen_failed", "path=%s error=\"%s\"", sa.sun_path, strerror(-r));
+                        ha_log_error("guest.listen_failed", "path=%s error=\"%s\"", final, strerror(-r));
+                unlink(sa.sun_path);
                 close(fd);
                 return r;
         }
-        ha_log_info("guest.listening", "unix=%s", sa.sun_path);
+        ha_log_info("guest.listening", "unix=%s", final);
         return fd;
 }
 

@@ -436,6 +436,27 @@ static void queue_stdin(struct ga_session *s, const ProtobufCBinaryData *d)
         s->ilen += d->len;
 }
 
+/* Out-of-band signal: a connection without a command names another
+ * session's command by pid. Only a live, unreaped leader is signalled, so
+ * the pid cannot have been reused. */
+static void signal_other(struct ga_session *s, int32_t pid, int32_t signo)
+{
+        struct ga_session *t = ga_session_find_pid(s->a, (pid_t)pid);
+
+        if (signo < 1 || signo >= NSIG) {
+                send_error(s, HOSTAGENT__GUEST__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "bad signal number %d",
+                           (int)signo);
+                return;
+        }
+        if (!t || t->dead) {
+                send_error(s, HOSTAGENT__GUEST__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+                           "no running command with pid %d", (int)pid);
+                return;
+        }
+        kill(-t->pid, signo);
+        send_pong(s);
+}
+
 static void handle_request(struct ga_session *s, const uint8_t *body, size_t len)
 {
         Hostagent__Guest__V1__GuestRequest *req = hostagent__guest__v1__guest_request__unpack(NULL, len, body);
@@ -455,9 +476,14 @@ static void handle_request(struct ga_session *s, const uint8_t *body, size_t len
                         send_error(s, HOSTAGENT__GUEST__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
                                    "start sent twice on one connection");
                 break;
+        case HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_SIGNAL:
+                if (s->state == SS_WAIT_START && req->signal->pid > 0) {
+                        signal_other(s, req->signal->pid, req->signal->number);
+                        break;
+                }
+                /* fall through */
         case HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_STDIN:
         case HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_CLOSE_STDIN:
-        case HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_SIGNAL:
                 if (s->state != SS_RUNNING) {
                         send_error(s, HOSTAGENT__GUEST__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
                                    "request before start");
@@ -644,6 +670,21 @@ static void update_events(struct ga_session *s)
                 ga_watch(s->a, &s->h_in, s->in_fd, s->ilen > s->ioff ? EPOLLOUT : 0);
 }
 
+/* Before a normal close: discards requests the host sent that will never
+ * be read (stdin of a command that has exited). Closing an AF_UNIX socket
+ * with unread data resets the peer, and a relay that then aborts might
+ * drop the exited event still on its way to the host. Bounded: what
+ * arrives after this is the host's problem. */
+static void drain_input(struct ga_session *s)
+{
+        uint8_t scratch[16384];
+
+        for (int i = 0; i < 64; i++)
+                if (recv(s->sock, scratch, sizeof scratch, MSG_DONTWAIT) <= 0)
+                        break;
+        shutdown(s->sock, SHUT_WR);
+}
+
 /* Moves everything as far as it can go without blocking. */
 static void pump(struct ga_session *s)
 {
@@ -660,6 +701,7 @@ static void pump(struct ga_session *s)
                 if (obuf_pending(s))
                         break;          /* socket full: wait for EPOLLOUT */
                 if (s->state == SS_FLUSHING) {
+                        drain_input(s);
                         session_end(s, "done");
                         return;
                 }

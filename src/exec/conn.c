@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,22 +24,12 @@
 #include <unistd.h>
 
 #include "core/time.h"
+#include "exec/conn_int.h"
 #include "exec/frame.h"
 #include "exec/vsock.h"
-#include "guest/v1/guest.pb-c.h"
 
 /* Pause between connection attempts while the guest is not ready. */
 #define OPEN_RETRY_MS 10
-
-struct exec_conn {
-        int fd;                         /* immutable after open */
-        pthread_mutex_t send_lock;      /* serializes whole frames on fd */
-        bool started;                   /* guarded_by: send_lock */
-        struct exec_frame_reader rd;    /* reader thread only */
-        Hostagent__Guest__V1__GuestEvent *last; /* reader thread only: backs ret->data */
-        bool eof;                       /* reader thread only */
-        int final;                      /* reader thread only: sticky error */
-};
 
 int exec_error_to_errno(enum exec_error_code code)
 {
@@ -117,6 +108,7 @@ int exec_conn_open(const char *uds_path, uint32_t port, uint64_t deadline_ms, ex
                 goto out_close;
         }
         c->fd = fd;
+        memcpy(c->path, uds_path, strlen(uds_path) + 1);       /* fits: checked by the connect */
         exec_frame_reader_init(&c->rd, EXEC_FRAME_MAX);
         *ret = c;
         return 0;
@@ -126,11 +118,32 @@ out_close:
         return r;
 }
 
+/* How long exec_conn_free may spend making sure a backed-up command dies. */
+#define FREE_KILL_MS 1000
+
 void exec_conn_free(exec_conn *c)
 {
+        bool backed_up;
+        int32_t pid;
+
         if (!c)
                 return;
+        /* Closing is the kill signal, but a relay blocked writing our
+         * backlog of stdin into the guest may not notice the close (the
+         * simulator's does not; Firecracker resets the guest side). Then
+         * kill out of band, naming the pid. */
+        pid = atomic_load(&c->pid);
+        backed_up = atomic_load(&c->tx_blocked) || (c->feeding && !atomic_load(&c->feed_done));
+        if (c->feeding) {
+                /* Wake a feeder blocked in poll/send and wait for it. */
+                atomic_store(&c->stopping, true);
+                shutdown(c->fd, SHUT_RDWR);
+                pthread_join(c->feeder, NULL);
+                free(c->feed_data);
+        }
         close(c->fd);
+        if (backed_up && pid > 0 && !c->terminal)
+                exec_signal_pid(c->path, pid, SIGKILL, ha_now_ms() + FREE_KILL_MS, NULL);
         if (c->last)
                 hostagent__guest__v1__guest_event__free_unpacked(c->last, NULL);
         exec_frame_reader_done(&c->rd);
@@ -138,15 +151,32 @@ void exec_conn_free(exec_conn *c)
         free(c);
 }
 
+int exec_conn_lock(exec_conn *c, uint64_t deadline_ms)
+{
+        struct timespec ts;
+        int r;
+
+        if (deadline_ms == EXEC_NO_DEADLINE) {
+                pthread_mutex_lock(&c->send_lock);
+                return 0;
+        }
+        ts = ha_abs_monotonic(deadline_ms);
+        r = pthread_mutex_clocklock(&c->send_lock, CLOCK_MONOTONIC, &ts);
+        return r == 0 ? 0 : -r;
+}
+
 int exec_conn_fd(const exec_conn *c)
 {
         return c->fd;
 }
 
-/* Writes all of |p| under send_lock. */
+/* Writes all of |p| under send_lock. Gives up with -ECANCELED when the
+ * connection is being freed. */
 static int send_all(exec_conn *c, const uint8_t *p, size_t n, uint64_t deadline_ms)
 {
         while (n) {
+                if (atomic_load(&c->stopping))
+                        return -ECANCELED;
                 ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
 
                 if (w > 0) {
@@ -162,15 +192,17 @@ static int send_all(exec_conn *c, const uint8_t *p, size_t n, uint64_t deadline_
                 struct pollfd pf = { .fd = c->fd, .events = POLLOUT };
                 int tmo = poll_timeout(deadline_ms);
 
-                if (tmo == 0)
+                if (tmo == 0) {
+                        atomic_store(&c->tx_blocked, true);
                         return -ETIMEDOUT;
-                if (poll(&pf, 1, tmo) < 0 && errno != EINTR)
+                }
+                if (poll(&pf, 1, tmo < 100 ? tmo : 100) < 0 && errno != EINTR)
                         return -errno;
         }
         return 0;
 }
 
-static int send_request(exec_conn *c, const Hostagent__Guest__V1__GuestRequest *req,
+int exec_conn_send_request(exec_conn *c, const Hostagent__Guest__V1__GuestRequest *req,
                         uint64_t deadline_ms)
 {
         uint8_t *frame;
@@ -225,11 +257,15 @@ int exec_start(exec_conn *c, const struct exec_spec *spec, uint64_t deadline_ms,
         req.kind_case = HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_START;
         req.start = &st;
 
-        pthread_mutex_lock(&c->send_lock);
+        r = exec_conn_lock(c, deadline_ms);
+        if (r < 0) {
+                ha_err_set(err, r, "exec: another sender holds the connection");
+                goto out_free;
+        }
         if (c->started) {
                 r = ha_err_set(err, -EINVAL, "exec: already started on this connection");
         } else {
-                r = send_request(c, &req, deadline_ms);
+                r = exec_conn_send_request(c, &req, deadline_ms);
                 if (r == 0)
                         c->started = true;
                 else if (r == -EMSGSIZE)
@@ -254,26 +290,31 @@ int exec_send_stdin(exec_conn *c, const void *data, size_t len, uint64_t deadlin
 
         req.kind_case = HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_STDIN;
         req.stdin = &sd;
-        pthread_mutex_lock(&c->send_lock);
         while (len && r == 0) {
                 size_t n = len > EXEC_STDIN_CHUNK_MAX ? EXEC_STDIN_CHUNK_MAX : len;
 
+                /* One frame per lock: a signal from another thread can
+                 * overtake a long stdin stream between chunks. */
                 sd.data.data = (uint8_t *)p;
                 sd.data.len = n;
-                r = send_request(c, &req, deadline_ms);
+                r = exec_conn_lock(c, deadline_ms);
+                if (r < 0)
+                        break;
+                r = exec_conn_send_request(c, &req, deadline_ms);
+                pthread_mutex_unlock(&c->send_lock);
                 p += n;
                 len -= n;
         }
-        pthread_mutex_unlock(&c->send_lock);
         return r;
 }
 
 static int send_locked(exec_conn *c, const Hostagent__Guest__V1__GuestRequest *req, uint64_t deadline_ms)
 {
-        int r;
+        int r = exec_conn_lock(c, deadline_ms);
 
-        pthread_mutex_lock(&c->send_lock);
-        r = send_request(c, req, deadline_ms);
+        if (r < 0)
+                return r;
+        r = exec_conn_send_request(c, req, deadline_ms);
         pthread_mutex_unlock(&c->send_lock);
         return r;
 }
@@ -288,17 +329,61 @@ int exec_close_stdin(exec_conn *c, uint64_t deadline_ms)
         return send_locked(c, &req, deadline_ms);
 }
 
+/* How long exec_signal tries its own connection before going out of band. */
+#define SIGNAL_INBAND_MS 200
+
 int exec_signal(exec_conn *c, int signo, uint64_t deadline_ms)
 {
         Hostagent__Guest__V1__GuestRequest req = HOSTAGENT__GUEST__V1__GUEST_REQUEST__INIT;
         Hostagent__Guest__V1__Signal sg = HOSTAGENT__GUEST__V1__SIGNAL__INIT;
+        uint64_t inband = ha_now_ms() + SIGNAL_INBAND_MS;
+        int32_t pid;
+        int r;
 
         if (signo < 1 || signo > 64)
                 return -EINVAL;
         sg.number = signo;
         req.kind_case = HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_SIGNAL;
         req.signal = &sg;
-        return send_locked(c, &req, deadline_ms);
+        r = send_locked(c, &req, inband < deadline_ms ? inband : deadline_ms);
+        pid = atomic_load(&c->pid);
+        if (r != -ETIMEDOUT || pid <= 0 || ha_now_ms() >= deadline_ms)
+                return r;
+        /* The connection is backed up (stdin the command does not read):
+         * a signal must still get through, on a connection of its own.
+         * A 9-byte frame is never sent in part, so the stream is intact. */
+        r = exec_signal_pid(c->path, pid, signo, deadline_ms, NULL);
+        return r == -ENOENT ? 0 : r;    /* gone meanwhile: nothing to signal */
+}
+
+int exec_signal_pid(const char *uds_path, int32_t pid, int signo, uint64_t deadline_ms, struct ha_err *err)
+{
+        Hostagent__Guest__V1__GuestRequest req = HOSTAGENT__GUEST__V1__GUEST_REQUEST__INIT;
+        Hostagent__Guest__V1__Signal sg = HOSTAGENT__GUEST__V1__SIGNAL__INIT;
+        struct exec_event ev;
+        exec_conn *c;
+        int r;
+
+        if (signo < 1 || signo > 64 || pid <= 0)
+                return ha_err_set(err, -EINVAL, "bad signal %d or pid %d", signo, (int)pid);
+        r = exec_conn_open(uds_path, EXEC_GUEST_PORT, deadline_ms, &c, err);
+        if (r < 0)
+                return r;
+        sg.number = signo;
+        sg.pid = pid;
+        req.kind_case = HOSTAGENT__GUEST__V1__GUEST_REQUEST__KIND_SIGNAL;
+        req.signal = &sg;
+        r = send_locked(c, &req, deadline_ms);
+        if (r == 0)
+                r = exec_next_event(c, deadline_ms, &ev);
+        if (r == 0 && ev.kind == EXEC_EV_ERROR)
+                r = ha_err_set(err, exec_error_to_errno(ev.error), "%s", ev.message);
+        else if (r == 0 && ev.kind != EXEC_EV_PONG)
+                r = ha_err_set(err, -EPROTO, "unexpected answer to a signal");
+        else if (r < 0)
+                ha_err_set(err, r, "signal %d to pid %d: %s", signo, (int)pid, strerror(-r));
+        exec_conn_free(c);
+        return r;
 }
 
 int exec_ping(exec_conn *c, uint64_t deadline_ms)
@@ -332,6 +417,7 @@ static int decode_event(exec_conn *c, const uint8_t *body, size_t len, struct ex
         case HOSTAGENT__GUEST__V1__GUEST_EVENT__KIND_STARTED:
                 ev->kind = EXEC_EV_STARTED;
                 ev->pid = m->started->pid;
+                atomic_store(&c->pid, ev->pid);
                 return 0;
         case HOSTAGENT__GUEST__V1__GUEST_EVENT__KIND_STDOUT:
         case HOSTAGENT__GUEST__V1__GUEST_EVENT__KIND_STDERR:
@@ -341,6 +427,7 @@ static int decode_event(exec_conn *c, const uint8_t *body, size_t len, struct ex
                 ev->len = m->stdout->data.len;
                 return 0;
         case HOSTAGENT__GUEST__V1__GUEST_EVENT__KIND_EXITED:
+                c->terminal = true;
                 ev->kind = EXEC_EV_EXITED;
                 ev->exit_code = m->exited->exit_code;
                 ev->signal = m->exited->signal;
@@ -348,6 +435,7 @@ static int decode_event(exec_conn *c, const uint8_t *body, size_t len, struct ex
                 ev->timed_out = m->exited->timed_out;
                 return 0;
         case HOSTAGENT__GUEST__V1__GUEST_EVENT__KIND_ERROR:
+                c->terminal = true;
                 ev->kind = EXEC_EV_ERROR;
                 ev->error = (enum exec_error_code)m->error->code;
                 snprintf(ev->message, sizeof ev->message, "%s", m->error->message ? m->error->message : "");

@@ -21,9 +21,9 @@
  *
  * Threads: exec_next_event() must be called by one thread at a time; the
  * send functions (exec_start, exec_send_stdin, exec_close_stdin,
- * exec_signal) may be called from another thread concurrently with it
- * (they serialize among themselves). exec_conn_free() only when no other
- * call is running.
+ * exec_signal, exec_ping) may be called from another thread concurrently
+ * with it (they serialize per frame). exec_conn_free() only when no other
+ * call is running (it stops an exec_feed_stdin thread itself).
  *
  * Deadlines are absolute CLOCK_MONOTONIC milliseconds (core/time.h
  * ha_now_ms()); EXEC_NO_DEADLINE waits forever.
@@ -113,7 +113,10 @@ int exec_conn_open(const char *uds_path, uint32_t port, uint64_t deadline_ms, ex
 int exec_wait_ready(const char *uds_path, uint64_t deadline_ms, struct ha_err *err);
 
 /* Closes the socket (the guest kills the command's group when it notices)
- * and frees. NULL is a no-op. */
+ * and frees. When the connection was backed up (a send timed out, or an
+ * exec_feed_stdin was still running) and the command had not ended, it
+ * also kills it out of band (exec_signal_pid SIGKILL, at most 1 s), since
+ * a relay blocked on our stdin may not pass the close on. NULL is a no-op. */
 void exec_conn_free(exec_conn *c);
 
 /* The connection's socket, for poll(2)/epoll readiness (POLLIN: an event may
@@ -137,15 +140,33 @@ int exec_start(exec_conn *c, const struct exec_spec *spec, uint64_t deadline_ms,
 int exec_next_event(exec_conn *c, uint64_t deadline_ms, struct exec_event *ret);
 
 /* Sends stdin bytes (split into EXEC_STDIN_CHUNK_MAX frames). Blocks while
- * the guest does not read (the command does not read its stdin) until
- * |deadline_ms|. Returns 0, -ETIMEDOUT (some bytes may have been sent: the
+ * the guest does not read (the command does not read its stdin), or
+ * another thread is sending, until |deadline_ms|. Returns 0, -ETIMEDOUT (some bytes may have been sent: the
  * stream is then out of sync, free the connection), -EPIPE, -ENOMEM. */
 int exec_send_stdin(exec_conn *c, const void *data, size_t len, uint64_t deadline_ms);
+/* Sends |len| bytes of stdin (copied first) from a background thread, then
+ * closes stdin when |close_after|; returns at once, so the caller can read
+ * events meanwhile - needed whenever the stdin may exceed the buffers on
+ * the way (~0.5 MiB) and the command writes output before it has read all
+ * its input. Returns 0, -EBUSY (one feed per connection), -ENOMEM, -EAGAIN.
+ * Do not call exec_send_stdin/exec_close_stdin while it runs;
+ * exec_signal/exec_ping are fine. A send failure ends the feed silently
+ * (the events tell what happened); exec_conn_free() stops and joins it. */
+int exec_feed_stdin(exec_conn *c, const void *data, size_t len, bool close_after);
 /* The command sees EOF on stdin after the bytes already sent. Same returns. */
 int exec_close_stdin(exec_conn *c, uint64_t deadline_ms);
-/* Delivers signal |signo| (1..64) to the command's process group. Returns
- * -EINVAL for a bad number, else as exec_send_stdin. */
+/* Delivers signal |signo| (1..64) to the command's process group: on this
+ * connection, or - when it stays blocked for 200 ms behind stdin the
+ * command does not read, and STARTED has been received - through
+ * exec_signal_pid(). Returns 0, -EINVAL (bad number), -ETIMEDOUT, -EPIPE,
+ * or the errors of exec_signal_pid(). */
 int exec_signal(exec_conn *c, int signo, uint64_t deadline_ms);
+/* Out of band: a new connection that asks the agent to signal the process
+ * group of its running command |pid| (the STARTED pid). Returns 0,
+ * -ENOENT (no such command running), -EINVAL, or exec_conn_open()'s
+ * errors. */
+int exec_signal_pid(const char *uds_path, int32_t pid, int signo, uint64_t deadline_ms,
+                    struct ha_err *err);
 /* Asks for a PONG event (liveness). Same returns. */
 int exec_ping(exec_conn *c, uint64_t deadline_ms);
 

@@ -750,7 +750,7 @@ const ProtobufCMessageDescriptor hostagent__guest__v1__close_stdin__descriptor =
   (ProtobufCMessageInit) hostagent__guest__v1__close_stdin__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hostagent__guest__v1__signal__field_descriptors[1] =
+static const ProtobufCFieldDescriptor hostagent__guest__v1__signal__field_descriptors[2] =
 {
   {
     "number",
@@ -764,14 +764,27 @@ static const ProtobufCFieldDescriptor hostagent__guest__v1__signal__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pid",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Hostagent__Guest__V1__Signal, pid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hostagent__guest__v1__signal__field_indices_by_name[] = {
   0,   /* field[0] = number */
+  1,   /* field[1] = pid */
 };
 static const ProtobufCIntRange hostagent__guest__v1__signal__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor hostagent__guest__v1__signal__descriptor =
 {
@@ -781,7 +794,7 @@ const ProtobufCMessageDescriptor hostagent__guest__v1__signal__descriptor =
   "Hostagent__Guest__V1__Signal",
   "hostagent.guest.v1",
   sizeof(Hostagent__Guest__V1__Signal),
-  1,
+  2,
   hostagent__guest__v1__signal__field_descriptors,
   hostagent__guest__v1__signal__field_indices_by_name,
   1,  hostagent__guest__v1__signal__number_ranges,

@@ -136,10 +136,17 @@ struct  Hostagent__Guest__V1__Signal
    * delivered to the command's process group
    */
   int32_t number;
+  /*
+   * Only on a connection of its own (no start): the command whose
+   * started.pid this is, so a signal reaches it even while its own
+   * connection is backed up with stdin. Answered by pong, or error
+   * NOT_FOUND when no such command runs.
+   */
+  int32_t pid;
 };
 #define HOSTAGENT__GUEST__V1__SIGNAL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hostagent__guest__v1__signal__descriptor) \
-    , 0 }
+    , 0, 0 }
 
 
 struct  Hostagent__Guest__V1__Ping

@@ -39,6 +39,8 @@ struct shim {
         atomic_bool stop;
         atomic_int active;      /* forwarding threads alive */
         atomic_int connects;    /* CONNECT lines seen */
+        bool lazy_close;        /* like fcsim: a host close goes unnoticed while
+                                 * host->guest bytes wait for the guest */
 };
 
 struct shim_conn {
@@ -58,7 +60,7 @@ static inline void shim_forward(struct shim *sh, int host, int guest)
 {
         static __thread uint8_t h2g[SHIM_BUF], g2h[SHIM_BUF];
         size_t h2g_len = 0, h2g_off = 0, g2h_len = 0, g2h_off = 0;
-        bool guest_eof = false;
+        bool guest_eof = false, guest_wr_dead = false;
 
         while (!atomic_load(&sh->stop)) {
                 struct pollfd p[2] = {
@@ -73,11 +75,20 @@ static inline void shim_forward(struct shim *sh, int host, int guest)
                         return;
                 if (poll(p, 2, 100) <= 0)
                         continue;
+                /* Host gone (HUP is reported even when POLLIN is not asked
+                 * for, e.g. while the guest is not reading): drop the
+                 * guest side at once, as the VMM does. */
+                if (p[0].revents & (POLLHUP | POLLERR) && !(sh->lazy_close && h2g_len > h2g_off))
+                        return;
+                if (p[0].revents & (POLLHUP | POLLERR) && !(p[1].revents & POLLOUT)) {
+                        usleep(10000);  /* lazy: wait for the guest, like a blocked write */
+                        continue;
+                }
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR) && h2g_len == h2g_off) {
                         n = read(host, h2g, sizeof h2g);
                         if (n <= 0)
                                 return;         /* host went away: drop the guest side */
-                        h2g_len = (size_t)n;
+                        h2g_len = guest_wr_dead ? 0 : (size_t)n;
                         h2g_off = 0;
                 }
                 if (p[1].revents & (POLLIN | POLLHUP | POLLERR) && g2h_len == g2h_off && !guest_eof) {
@@ -91,8 +102,14 @@ static inline void shim_forward(struct shim *sh, int host, int guest)
                 }
                 if (p[1].revents & POLLOUT && h2g_len > h2g_off) {
                         n = send(guest, h2g + h2g_off, h2g_len - h2g_off, MSG_NOSIGNAL);
-                        if (n < 0)
-                                return;
+                        if (n < 0) {
+                                /* The guest closed: what it sent before
+                                 * still goes to the host; host bytes are
+                                 * dropped from now on. */
+                                guest_wr_dead = true;
+                                h2g_off = h2g_len = 0;
+                                continue;
+                        }
                         h2g_off += (size_t)n;
                 }
                 if (p[0].revents & POLLOUT && g2h_len > g2h_off) {

@@ -595,3 +595,117 @@ Test(exec_conn, huge_timeout_means_none)
         cr_assert_str_eq(res.out, "done\n");
         run_result_free(&res);
 }
+
+Test(exec_conn, feed_stdin_lets_one_thread_read_while_stdin_flows)
+{
+        const char *argv[] = { "cat" };
+        struct exec_spec spec = { .argv = argv, .argc = 1 };
+        uint64_t deadline = ha_now_ms() + 20000;
+        struct run_result res = { 0 };
+        size_t big = 4u << 20;
+        char *in = malloc(big);
+        exec_conn *c;
+
+        for (size_t i = 0; i < big; i++)
+                in[i] = (char)(i * 13 + i / 65536);
+        cr_assert_eq(exec_conn_open(g_ag.uds, EXEC_GUEST_PORT, deadline, &c, NULL), 0);
+        cr_assert_eq(exec_start(c, &spec, deadline, NULL), 0);
+        cr_assert_eq(exec_feed_stdin(c, in, big, true), 0);
+        cr_assert_eq(exec_feed_stdin(c, in, 1, true), -EBUSY);
+        memset(in, 0, big / 2);         /* the feed owns a copy */
+        run_collect(c, deadline, &res);
+        cr_assert_eq(res.rc, 0);
+        cr_assert_eq(res.last.kind, EXEC_EV_EXITED);
+        cr_assert_eq(res.out_len, big);
+        for (size_t i = 0; i < big; i++)
+                cr_assert_eq((uint8_t)res.out[i], (uint8_t)(i * 13 + i / 65536), "byte %zu", i);
+        run_result_free(&res);
+        exec_conn_free(c);
+        free(in);
+}
+
+Test(exec_conn, signal_gets_past_stdin_the_command_does_not_read)
+{
+        const char *argv[] = { "sleep", "30" };
+        struct exec_spec spec = { .argv = argv, .argc = 2 };
+        uint64_t deadline = ha_now_ms() + 10000, t0;
+        size_t big = 8u << 20;
+        char *in = calloc(1, big);
+        struct run_result res = { 0 };
+        struct exec_event ev;
+        struct ha_err err = { { 0 } };
+        exec_conn *c;
+
+        cr_assert_eq(exec_conn_open(g_ag.uds, EXEC_GUEST_PORT, deadline, &c, NULL), 0);
+        cr_assert_eq(exec_start(c, &spec, deadline, NULL), 0);
+        cr_assert_eq(exec_next_event(c, deadline, &ev), 0);
+        cr_assert_eq(ev.kind, EXEC_EV_STARTED);
+        /* sleep never reads: the feed blocks once every buffer is full,
+         * holding the connection. */
+        cr_assert_eq(exec_feed_stdin(c, in, big, true), 0);
+        usleep(300000);
+        cr_assert_eq(exec_send_stdin(c, "x", 1, ha_now_ms() + 100), -ETIMEDOUT, "the connection is backed up");
+        t0 = ha_now_ms();
+        cr_assert_eq(exec_signal(c, SIGTERM, deadline), 0);
+        cr_assert_lt(ha_now_ms() - t0, 2000);
+        res.rc = 0;
+        run_collect(c, deadline, &res);
+        cr_assert_eq(res.last.kind, EXEC_EV_EXITED);
+        cr_assert_eq(res.last.signal, SIGTERM, "delivered out of band");
+        run_result_free(&res);
+        exec_conn_free(c);
+        free(in);
+
+        cr_assert_eq(exec_signal_pid(g_ag.uds, 999999, SIGTERM, deadline, &err), -ENOENT);
+        cr_assert(strstr(err.msg, "999999"), "%s", err.msg);
+        cr_assert_eq(exec_signal_pid(g_ag.uds, 0, SIGTERM, deadline, NULL), -EINVAL);
+}
+
+Test(exec_conn, free_stops_a_blocked_feed_and_kills_the_command)
+{
+        const char *argv[] = { "sleep", "30" };
+        struct exec_spec spec = { .argv = argv, .argc = 2 };
+        uint64_t deadline = ha_now_ms() + 10000, t0;
+        size_t big = 8u << 20;
+        char *in = calloc(1, big);
+        struct exec_event ev;
+        exec_conn *c;
+        pid_t pid;
+
+        cr_assert_eq(exec_conn_open(g_ag.uds, EXEC_GUEST_PORT, deadline, &c, NULL), 0);
+        cr_assert_eq(exec_start(c, &spec, deadline, NULL), 0);
+        cr_assert_eq(exec_next_event(c, deadline, &ev), 0);
+        cr_assert_eq(ev.kind, EXEC_EV_STARTED);
+        pid = ev.pid;
+        cr_assert_eq(exec_feed_stdin(c, in, big, true), 0);
+        usleep(300000);
+        t0 = ha_now_ms();
+        exec_conn_free(c);
+        cr_assert_lt(ha_now_ms() - t0, 1000, "free waited for the feed");
+        cr_assert(pid_gone(pid, false));
+        free(in);
+}
+
+Test(exec_conn, free_kills_out_of_band_when_the_relay_misses_the_close)
+{
+        const char *argv[] = { "sleep", "30" };
+        struct exec_spec spec = { .argv = argv, .argc = 2 };
+        uint64_t deadline = ha_now_ms() + 10000, t0;
+        size_t big = 8u << 20;
+        char *in = calloc(1, big);
+        struct exec_event ev;
+        exec_conn *c;
+        pid_t pid;
+
+        g_ag.shim.lazy_close = true;
+        cr_assert_eq(exec_conn_open(g_ag.uds, EXEC_GUEST_PORT, deadline, &c, NULL), 0);
+        cr_assert_eq(exec_start(c, &spec, deadline, NULL), 0);
+        cr_assert_eq(exec_next_event(c, deadline, &ev), 0);
+        pid = ev.pid;
+        cr_assert_eq(exec_send_stdin(c, in, big, ha_now_ms() + 500), -ETIMEDOUT, "backed up");
+        t0 = ha_now_ms();
+        exec_conn_free(c);
+        cr_assert_lt(ha_now_ms() - t0, 1500);
+        cr_assert(pid_gone(pid, false), "the command outlived its connection");
+        free(in);
+}
