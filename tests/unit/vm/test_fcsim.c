@@ -14,6 +14,8 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 
 #include "fctest.h"
 #include "rootfs/rootfs.h"
@@ -381,4 +383,78 @@ Test(vm_fcsim, boots_in_the_slot_netns_on_its_tap)
         }
         umount2(nsfile, MNT_DETACH);
         cr_assert_eq(r, 0, "%s", e.msg);
+}
+
+/* Host side of hybrid vsock: CONNECT <port> in one write, expect "OK ". */
+static int vsock_handshake(const char *uds, unsigned port, char *reply, size_t size)
+{
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", uds);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        char req[32];
+        int n = snprintf(req, sizeof req, "CONNECT %u\n", port);
+        struct timeval tv = { .tv_sec = 3 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t got = -1;
+        if (write(fd, req, (size_t)n) == n)
+                got = read(fd, reply, size - 1);
+        close(fd);
+        reply[got > 0 ? got : 0] = '\0';
+        return got > 0 ? 0 : -1;
+}
+
+Test(vm_fcsim, project_image_boots_and_its_guest_agent_answers_on_vsock)
+{
+        require_fcsim();
+        /* The project's own image (scripts/build-rootfs.sh): busybox and
+         * the static guest agent as /sbin/init. */
+        const char *src = getenv("HA_SOURCE_DIR"), *b = getenv("HA_BINARY_DIR");
+        char script[512], agent[512];
+        snprintf(script, sizeof script, "%s/scripts/build-rootfs.sh", src ? src : ".");
+        snprintf(agent, sizeof agent, "%s/guest/hostagent-guest", b ? b : ".");
+        if (access(agent, X_OK) < 0)
+                cr_skip_test("guest agent not built (%s)", agent);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                dup2(null, 1);
+                dup2(null, 2);
+                setenv("HA_BUILD_DIR", b, 1);
+                char *argv[] = { "/bin/bash", script, images, NULL };
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                cr_skip_test("build-rootfs.sh could not build the image here (status %d)", st);
+
+        struct rootfs_clone_info ci;
+        struct ha_err e = { { 0 } };
+        cr_assert_eq(rootfs_clone(images, "base", clone_path, &ci, &e), 0, "%s", e.msg);
+        struct vm_config c;
+        struct vm_spec s;
+        config(&c, &s);
+        vm *v;
+        cr_assert_eq(vm_start(&c, &s, &v, &e), 0, "%s", e.msg);
+        char reply[64] = "";
+        int r = -1;
+        for (int i = 0; i < 100 && r < 0; i++) {
+                r = vsock_handshake(vm_vsock_path(v), 10000, reply, sizeof reply);
+                if (r < 0 || strncmp(reply, "OK ", 3) != 0) {
+                        r = -1;
+                        usleep(50000);
+                }
+        }
+        pid_t vmm = vm_pid(v), guest = guest_pid(vmm);
+        cr_assert_eq(vm_stop(v, &e), 0, "%s", e.msg);
+        vm_free(v);
+        cr_assert_eq(r, 0, "guest agent did not answer CONNECT 10000 (reply \"%s\")", reply);
+        assert_all_gone(vmm, guest);
 }
