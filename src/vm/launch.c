@@ -263,16 +263,17 @@ static void describe_failure(const struct vm_launch *l, const struct child_repor
                              const char *bin, struct ha_err *err)
 {
         const char *what = "";
+        bool bind_ok = rep->index >= 0 && (unsigned)rep->index < l->n_binds;
         switch (rep->step) {
         case STEP_TMPFS:
                 what = l->tmpfs_dir;
                 break;
         case STEP_BIND_TARGET:
         case STEP_BIND_RO:
-                what = l->binds[rep->index].dst;
+                what = bind_ok ? l->binds[rep->index].dst : "";
                 break;
         case STEP_BIND:
-                what = l->binds[rep->index].src;
+                what = bind_ok ? l->binds[rep->index].src : "";
                 break;
         case STEP_SETNS:
                 what = l->netns_path;
@@ -285,8 +286,10 @@ static void describe_failure(const struct vm_launch *l, const struct child_repor
                 break;
         }
         int step = rep->step >= 0 && rep->step <= STEP_EXEC ? rep->step : STEP_EXEC;
-        ha_err_set(err, -rep->err, "launch VMM: %s %s: %s", step_names[step], what ? what : "",
-                   strerror(rep->err));
+        if (!what)
+                what = "";
+        ha_err_set(err, -rep->err, "launch VMM: %s%s%s: %s", step_names[step], what[0] ? " " : "",
+                   what, strerror(rep->err));
 }
 
 int vm_launch_spawn(const struct vm_launch *l, struct vm_proc *ret, struct ha_err *err)
@@ -386,6 +389,8 @@ int vm_launch_spawn(const struct vm_launch *l, struct vm_proc *ret, struct ha_er
         if (n != 0) {
                 if (n != (ssize_t)sizeof rep)
                         rep = (struct child_report){ .step = STEP_EXEC, .err = EIO };
+                if (rep.err <= 0)
+                        rep.err = EIO; /* a failure must never read as success */
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
                 describe_failure(l, &rep, av.argv[0], err);
