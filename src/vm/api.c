@@ -28,6 +28,7 @@ struct vm_api {
         char sock_path[VM_SUN_PATH_MAX + 1];
         char curl_err[CURL_ERROR_SIZE];
         struct ha_buf resp;
+        bool overflow;          /* the response passed VM_API_RESP_MAX */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -40,10 +41,13 @@ static void curl_init_once(void)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-        struct ha_buf *b = ud;
+        vm_api *a = ud;
         size_t len = size * n;
+        if (ha_buf_append(&a->resp, p, len) == 0)
+                return len;
         /* A short count makes curl fail with CURLE_WRITE_ERROR. */
-        return ha_buf_append(b, p, len) == 0 ? len : 0;
+        a->overflow = true;
+        return 0;
 }
 
 int vm_api_new(const char *sock_path, unsigned timeout_ms, vm_api **ret)
@@ -79,7 +83,7 @@ int vm_api_new(const char *sock_path, unsigned timeout_ms, vm_api **ret)
         curl_easy_setopt(a->curl, CURLOPT_HTTPHEADER, a->headers);
         curl_easy_setopt(a->curl, CURLOPT_ERRORBUFFER, a->curl_err);
         curl_easy_setopt(a->curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(a->curl, CURLOPT_WRITEDATA, &a->resp);
+        curl_easy_setopt(a->curl, CURLOPT_WRITEDATA, a);
         curl_easy_setopt(a->curl, CURLOPT_PROTOCOLS_STR, "http");
         *ret = a;
         return 0;
@@ -169,6 +173,7 @@ int vm_api_call(vm_api *a, const char *method, const char *path, const char *bod
                                   method, path, body_len, VM_JSON_BODY_MAX);
 
         ha_buf_reset(&a->resp);
+        a->overflow = false;
         a->curl_err[0] = '\0';
         CURL *c = a->curl;
         curl_easy_setopt(c, CURLOPT_URL, url);
@@ -187,7 +192,7 @@ int vm_api_call(vm_api *a, const char *method, const char *path, const char *bod
 
         CURLcode cc = curl_easy_perform(c);
         if (cc != CURLE_OK) {
-                if (cc == CURLE_WRITE_ERROR && a->resp.len + CURL_MAX_WRITE_SIZE > a->resp.limit)
+                if (cc == CURLE_WRITE_ERROR && a->overflow)
                         return ha_err_set(err, -EMSGSIZE,
                                           "firecracker %s %s: response over %d bytes", method,
                                           path, VM_API_RESP_MAX);
