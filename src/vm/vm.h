@@ -16,13 +16,18 @@
  *   fc.log        Firecracker's logger output (PUT /logger)
  *   metrics.json  Firecracker's metrics (PUT /metrics), a JSON line a minute
  * The directory belongs to the driver: vm_stop() deletes it with everything
- * in it, so keep snapshots elsewhere.
- * and every VMM gets, in its private mount namespace, a tmpfs on the shared
- * directory <run_dir>/vmroot with read-only "kernel" and read-write "rootfs"
- * bind-mounted in. The VMM (and so every snapshot) therefore sees the same
- * kernel_image_path and path_on_host for every VM, and the mounts vanish with
- * the process. Socket paths must fit 107 bytes (vsock: 96, leaving room for
- * Firecracker's "<uds_path>_<port>" listener names).
+ * in it, so keep snapshots elsewhere. Every VMM also gets, in its private
+ * mount namespace, a tmpfs on the shared directory <run_dir>/vmroot with
+ * read-only "kernel" and read-write "rootfs" bind-mounted in. The VMM (and
+ * so every snapshot) therefore sees the same kernel_image_path and
+ * path_on_host for every VM, and the mounts vanish with the process. Socket
+ * paths must fit 107 bytes (vsock: 96, leaving room for Firecracker's
+ * "<uds_path>_<port>" listener names).
+ *
+ * Time bounds: waiting for the API socket is bounded by boot_timeout_ms and
+ * every request by api_timeout_ms, so vm_start() returns within
+ * boot_timeout_ms + 9 x api_timeout_ms whatever the VMM does; vm_stop()
+ * within stop_timeout_ms + ~6 s (SIGKILL and reaping).
  *
  * Jailer mode (vm_config.jailer_bin): the jailer is executed instead, paths
  * given to the API are inside <chroot_base>/<exec>/<id>/root (/api.sock,
