@@ -66,6 +66,7 @@ struct sbx_store {
         sqlite3 *ckpt_db;            /* checkpointer thread only */
         pthread_t ckpt_thread;
         bool ckpt_started;
+        pthread_mutex_t ckpt_run;    /* held while a checkpoint runs (after lock, if both) */
         pthread_mutex_t ckpt_lock;   /* leaf; taken inside commits by the WAL hook */
         pthread_cond_t ckpt_cond;
         bool ckpt_due, ckpt_stop;    /* guarded_by: ckpt_lock */
@@ -77,7 +78,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
         struct sbx_store *st = arg;
         if (pages >= STORE_WAL_HARD_PAGES) {
+                /* Wait out a background pass (it would make ours return
+                 * SQLITE_BUSY), then catch up: writers are held off by the
+                 * store lock, so this one completes and the WAL rewinds. */
+                pthread_mutex_lock(&st->ckpt_run);
                 (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                pthread_mutex_unlock(&st->ckpt_run);
                 return SQLITE_OK;
         }
         if (pages >= STORE_CKPT_PAGES) {
@@ -101,8 +107,10 @@ static void *ckpt_main(void *arg)
                 st->ckpt_due = false;
                 pthread_mutex_unlock(&st->ckpt_lock);
                 int wal = 0, done = 0;
+                pthread_mutex_lock(&st->ckpt_run);
                 int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                                    &wal, &done);
+                pthread_mutex_unlock(&st->ckpt_run);
                 if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                         ha_log_warn("sbx.store.checkpoint_failed", "path=%s error=\"%s\"", st->path,
                                     sqlite3_errmsg(st->ckpt_db));
@@ -158,6 +166,7 @@ int sbx_store_open(const char *dir, struct sbx_store **ret_store, struct ha_err 
                 return ha_err_set(err, -ENOMEM, "out of memory");
         pthread_mutex_init(&st->lock, NULL);
         pthread_mutex_init(&st->ckpt_lock, NULL);
+        pthread_mutex_init(&st->ckpt_run, NULL);
         pthread_cond_init(&st->ckpt_cond, NULL);
         st->lock_fd = -1;
 
@@ -239,6 +248,7 @@ out_close_lock:
 out_free:
         pthread_cond_destroy(&st->ckpt_cond);
         pthread_mutex_destroy(&st->ckpt_lock);
+        pthread_mutex_destroy(&st->ckpt_run);
         pthread_mutex_destroy(&st->lock);
         free(st);
         return r;
@@ -263,6 +273,7 @@ void sbx_store_close(struct sbx_store *st)
         close(st->lock_fd);
         pthread_cond_destroy(&st->ckpt_cond);
         pthread_mutex_destroy(&st->ckpt_lock);
+        pthread_mutex_destroy(&st->ckpt_run);
         pthread_mutex_destroy(&st->lock);
         free(st);
 }
