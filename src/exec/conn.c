@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/time.h"
@@ -154,15 +155,29 @@ void exec_conn_free(exec_conn *c)
 int exec_conn_lock(exec_conn *c, uint64_t deadline_ms)
 {
         struct timespec ts;
+        uint64_t now = ha_now_ms(), left_ns;
         int r;
 
         if (deadline_ms == EXEC_NO_DEADLINE) {
                 pthread_mutex_lock(&c->send_lock);
                 return 0;
         }
-        ts = ha_abs_monotonic(deadline_ms);
-        r = pthread_mutex_clocklock(&c->send_lock, CLOCK_MONOTONIC, &ts);
-        return r == 0 ? 0 : -r;
+        r = pthread_mutex_trylock(&c->send_lock);
+        if (r != EBUSY)
+                return -r;
+        /* pthread_mutex_timedlock() takes CLOCK_REALTIME: turn the
+         * monotonic deadline into a wall-clock one (a clock step only
+         * shifts this one wait). */
+        left_ns = deadline_ms > now ? (deadline_ms - now) * 1000000u : 0;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(left_ns / 1000000000u);
+        ts.tv_nsec += (long)(left_ns % 1000000000u);
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        r = pthread_mutex_timedlock(&c->send_lock, &ts);
+        return -r;
 }
 
 int exec_conn_fd(const exec_conn *c)
