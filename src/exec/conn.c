@@ -8,7 +8,12 @@
  * reader (grows to the largest frame seen, at most EXEC_FRAME_MAX).
  *
  * Reads happen on the thread calling exec_next_event(); writes take
- * send_lock, so stdin / signals can come from another thread.
+ * send_lock (one frame at a time, waits bounded by the caller's deadline),
+ * so stdin / signals can come from another thread. A connection backed up
+ * with stdin cannot carry a signal, so exec_signal() then opens a second
+ * connection that names the command by pid (exec_signal_pid()), and
+ * exec_conn_free() kills the same way when a relay might not pass the
+ * close on. Stdin fed in the background lives in feed.c.
  */
 #include "exec/exec.h"
 
