@@ -312,10 +312,12 @@ Test(rootfs_clone, reflink_on_xfs_and_sparse_copy_across_filesystems)
         cr_assert_eq(ftruncate(fd, 400 * MiB), 0);
         close(fd);
         char *mkfs[] = { "/usr/sbin/mkfs.xfs", "-q", "-m", "reflink=1", img, NULL };
-        cr_assert_eq(run(mkfs), 0, "mkfs.xfs failed");
+        if (run(mkfs) != 0)
+                cr_skip_test("mkfs.xfs -m reflink=1 failed here");
         cr_assert_eq(mkdir(mnt, 0755), 0);
         char *mount_argv[] = { "/bin/mount", "-t", "xfs", "-o", "loop", img, mnt, NULL };
-        cr_assert_eq(run(mount_argv), 0, "loop mount failed");
+        if (run(mount_argv) != 0)
+                cr_skip_test("cannot loop-mount XFS here (no xfs module or loop devices)");
 
         /* A 1 GiB image with 40 MiB of data on the reflink filesystem,
          * flushed as a real base image would be (else FICLONE's own
