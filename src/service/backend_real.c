@@ -376,6 +376,12 @@ static void vmm_forget(void *ctx, struct sbx_vmm *vmm)
         vmm->handle = NULL;
 }
 
+static int vmm_paused(void *ctx, const struct sbx_vmm *vmm)
+{
+        const struct vmm_handle *h = vmm->handle;
+        return h && h->v && vm_get_state(h->v) == VM_STATE_PAUSED ? 1 : 0;
+}
+
 static bool vmm_alive(void *ctx, int pid, uint64_t start_time)
 {
         return sbx_proc_alive(pid, start_time);
@@ -418,6 +424,21 @@ static bool is_live(const struct sbx_resources *live, size_t n, const char *id)
         return false;
 }
 
+/* A VMM process is kept only when id, pid and start time all match a live
+ * record: a process for a live id with another pid (a start or restore whose
+ * record was not written before a crash) is an orphan too. */
+static bool is_live_vmm(const struct sbx_resources *live, size_t n, const char *id, pid_t pid)
+{
+        uint64_t st = 0;
+        if (sbx_proc_start_time(pid, &st) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(live[i].id, id) == 0 && live[i].has_vmm && live[i].vmm.pid == pid &&
+                    live[i].vmm.start_time == st)
+                        return true;
+        return false;
+}
+
 static void kill_orphan_vmms(ha_backend *b, const struct sbx_resources *live, size_t n)
 {
         DIR *d = opendir("/proc");
@@ -451,7 +472,7 @@ static void kill_orphan_vmms(ha_backend *b, const struct sbx_resources *live, si
                                         for (const char *p = val + plen; *p && *p != '/' && k < SBX_ID_MAX; p++)
                                                 id[k++] = *p;
                                         id[k] = '\0';
-                                        if (!is_live(live, n, id)) {
+                                        if (!is_live_vmm(live, n, id, (pid_t)pid)) {
                                                 ha_log_warn("backend.orphan_vmm_killed", "pid=%ld sbx=%s", pid, id);
                                                 kill(-(pid_t)pid, SIGKILL);
                                                 kill((pid_t)pid, SIGKILL);
@@ -606,6 +627,7 @@ int ha_backend_new(const struct ha_config *cfg, ha_backend **ret, struct ha_err 
                 .vmm_stop = vmm_stop,
                 .vmm_forget = vmm_forget,
                 .vmm_alive = vmm_alive,
+                .vmm_paused = vmm_paused,
                 .vmm_adopt = vmm_adopt,
                 .cleanup_orphans = cleanup_orphans,
         };

@@ -311,7 +311,11 @@ def test_1gib_stream_to_slow_reader_keeps_server_memory_bounded(certs, tmp_path,
                 if i % 256 == 0:
                     peak = max(peak, agent.rss_bytes())
             assert total == 1 << 30
-            assert peak - base < 64 << 20, f"RSS grew by {(peak - base) >> 20} MiB"
+            # Under ASan freed memory sits in its quarantine (bounded by
+            # quarantine_size_mb, set in scripts/test.sh) and shadow pages add
+            # to RSS: the bound is looser there, but still a bound.
+            bound = (64 + (192 if os.environ.get("HA_SANITIZE") == "address" else 0)) << 20
+            assert peak - base < bound, f"RSS grew by {(peak - base) >> 20} MiB"
     finally:
         check_clean_exit(agent)
 
