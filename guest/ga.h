@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "exec/frame.h"
@@ -46,6 +47,7 @@ struct ga_agent {
         unsigned n_sessions;
         unsigned next_session_id;       /* for logs */
         bool accept_paused;             /* out of fds: listen fd unwatched until a session ends */
+        struct rlimit nofile_orig;      /* RLIMIT_NOFILE before the agent raised it: for commands */
         bool stopping;
 };
 
@@ -94,6 +96,7 @@ struct ga_spawn_req {
         const char *cwd;                /* chdir target */
         bool cwd_fallback_root;         /* on chdir failure use "/" (defaulted cwd) */
         const struct ga_user *user;     /* NULL: keep the agent's credentials */
+        const struct rlimit *nofile;    /* NULL: inherit; else RLIMIT_NOFILE for the command */
 };
 
 struct ga_spawn_result {

@@ -218,14 +218,32 @@ static int setup_signals(struct ga_agent *a)
         return a->sig_fd < 0 ? -errno : 0;
 }
 
-static void raise_nofile(void)
+/* More fds for the agent (4 per command); commands get the original
+ * limit back (spawn.c). */
+static void raise_nofile(struct ga_agent *a)
 {
         struct rlimit rl;
 
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        a->nofile_orig = rl;
+        if (rl.rlim_cur < rl.rlim_max) {
                 rl.rlim_cur = rl.rlim_max;
                 setrlimit(RLIMIT_NOFILE, &rl);
         }
+}
+
+/* The OOM killer should pick a command, not the agent that reports on it
+ * (outside the initial PID namespace PID 1 is not exempt). Best effort. */
+static void protect_from_oom(void)
+{
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return;
+        if (write(fd, "-1000", 5) != 5)
+                ha_log_debug("guest.oom_adj_failed", "errno=%d", errno);
+        close(fd);
 }
 
 /* PID 1 shutdown: every process gets SIGTERM, then SIGKILL after a grace
@@ -324,7 +342,8 @@ int main(int argc, char **argv)
         else
                 prctl(PR_SET_CHILD_SUBREAPER, 1);
         ga_init_stdio();
-        raise_nofile();
+        raise_nofile(&a);
+        protect_from_oom();
         if (chdir("/") < 0)
                 ha_log_warn("guest.chdir_failed", "errno=%d", errno);
 

@@ -374,6 +374,7 @@ static void start_command(struct ga_session *s, const Hostagent__Guest__V1__Star
         req.cwd = st->cwd && st->cwd[0] ? st->cwd : home;
         req.cwd_fallback_root = !(st->cwd && st->cwd[0]);
         req.user = have_user ? &user : NULL;
+        req.nofile = &s->a->nofile_orig;
         r = ga_spawn(&req, &res, &stage);
         if (r < 0) {
                 start_failed(s, st, r, stage);

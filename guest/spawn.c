@@ -110,6 +110,17 @@ static __attribute__((noreturn)) void child_run(const struct ga_spawn_req *req, 
 
         if (setsid() < 0)
                 child_fail(ep, GA_STAGE_SETUP, errno);
+        /* The agent protects itself from the OOM killer and raised its fd
+         * limit; the command gets neither. */
+        int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (oom >= 0) {
+                ssize_t n = write(oom, "0", 1);
+
+                (void)n;
+                close(oom);
+        }
+        if (req->nofile)
+                setrlimit(RLIMIT_NOFILE, req->nofile);
         if (dup2(in_rd, 0) < 0 || dup2(out_wr, 1) < 0 || dup2(err_wr, 2) < 0)
                 child_fail(ep, GA_STAGE_SETUP, errno);
 

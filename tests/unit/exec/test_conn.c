@@ -759,3 +759,27 @@ Test(exec_conn, no_fd_or_memory_growth_across_many_commands)
         cr_assert_eq(count_fds(g_ag.pid), fds0, "agent fds: %d before, %d after", fds0, count_fds(g_ag.pid));
         cr_assert_lt(rss_kib(g_ag.pid) - rss0, 2048, "agent RSS grew from %ld to %ld KiB", rss0, rss_kib(g_ag.pid));
 }
+
+Test(exec_conn, commands_do_not_inherit_the_agents_privileges)
+{
+        struct run_result res;
+        struct rlimit rl;
+        char want[64], path[64], adj[16] = "";
+        FILE *f;
+
+        getrlimit(RLIMIT_NOFILE, &rl);
+        snprintf(want, sizeof want, "0\n%llu\n", (unsigned long long)rl.rlim_cur);
+        cr_assert_eq(run_sh(&g_ag, "cat /proc/self/oom_score_adj; ulimit -n", &res), 0);
+        cr_assert_str_eq(res.out, want, "oom_score_adj and the fd limit are the defaults");
+        run_result_free(&res);
+        snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)g_ag.pid);
+        f = fopen(path, "r");
+        cr_assert_not_null(f);
+        cr_assert_not_null(fgets(adj, sizeof adj, f));
+        fclose(f);
+        /* Lowering it needs CAP_SYS_RESOURCE, which a VM's root has and a
+         * container's root may lack. */
+        if (strcmp(adj, "-1000\n") != 0)
+                cr_log_warn("agent oom_score_adj is %s (no CAP_SYS_RESOURCE here?)", adj);
+        cr_assert(strcmp(adj, "-1000\n") == 0 || strcmp(adj, "0\n") == 0, "%s", adj);
+}
