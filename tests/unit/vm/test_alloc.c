@@ -55,6 +55,13 @@ static void teardown(void)
         fct_rmrf(tdir);
 }
 
+/* Criterion runs no .fini after a skip: clean up first. */
+#define skip_test(...)                          \
+        do {                                    \
+                teardown();                     \
+                cr_skip_test(__VA_ARGS__);      \
+        } while (0)
+
 TestSuite(vm_alloc, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(vm_alloc, create_survives_every_failed_allocation)
@@ -84,7 +91,7 @@ Test(vm_alloc, create_survives_every_failed_allocation)
 Test(vm_alloc, start_pause_stop_survive_every_failed_allocation)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256];
         fct_wrapper(tdir, "ok", bin, sizeof bin);
         struct vm_config c = { .firecracker_bin = bin, .kernel_path = kernel, .run_dir = run_dir,

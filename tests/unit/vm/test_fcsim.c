@@ -87,18 +87,25 @@ static void teardown(void)
         fct_rmrf(tdir);
 }
 
+/* Criterion runs no .fini after a skip: clean up first. */
+#define skip_test(...)                          \
+        do {                                    \
+                teardown();                     \
+                cr_skip_test(__VA_ARGS__);      \
+        } while (0)
+
 TestSuite(vm_fcsim, .init = setup, .fini = teardown, .timeout = 120);
 
 static void require_fcsim(void)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root");
+                skip_test("needs root");
         const char *b = getenv("HA_BINARY_DIR");
         snprintf(fcsim, sizeof fcsim, "%s/tools/fcsim/fcsim", b ? b : ".");
         if (access(fcsim, X_OK) < 0)
-                cr_skip_test("fcsim not built (%s)", fcsim);
+                skip_test("fcsim not built (%s)", fcsim);
         if (access("/bin/busybox", X_OK) < 0 || access("/sbin/mkfs.ext4", X_OK) < 0)
-                cr_skip_test("busybox-static / e2fsprogs missing");
+                skip_test("busybox-static / e2fsprogs missing");
 }
 
 static char *slurp(const char *p)
@@ -418,7 +425,7 @@ Test(vm_fcsim, project_image_boots_and_its_guest_agent_answers_on_vsock)
         snprintf(script, sizeof script, "%s/scripts/build-rootfs.sh", src ? src : ".");
         snprintf(agent, sizeof agent, "%s/guest/hostagent-guest", b ? b : ".");
         if (access(agent, X_OK) < 0)
-                cr_skip_test("guest agent not built (%s)", agent);
+                skip_test("guest agent not built (%s)", agent);
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
@@ -433,7 +440,7 @@ Test(vm_fcsim, project_image_boots_and_its_guest_agent_answers_on_vsock)
         int st;
         waitpid(pid, &st, 0);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                cr_skip_test("build-rootfs.sh could not build the image here (status %d)", st);
+                skip_test("build-rootfs.sh could not build the image here (status %d)", st);
 
         struct rootfs_clone_info ci;
         struct ha_err e = { { 0 } };

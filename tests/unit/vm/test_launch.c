@@ -24,6 +24,13 @@ static void teardown(void)
         fct_rmrf(tdir);
 }
 
+/* Criterion runs no .fini after a skip: clean up first. */
+#define skip_test(...)                          \
+        do {                                    \
+                teardown();                     \
+                cr_skip_test(__VA_ARGS__);      \
+        } while (0)
+
 TestSuite(vm_launch, .init = setup, .fini = teardown, .timeout = 60);
 
 static void argv_str(char *const *argv, char *out, size_t size)
@@ -196,7 +203,7 @@ Test(vm_launch, child_gets_own_session_clean_fds_env_and_signals)
 Test(vm_launch, private_mounts_and_setns)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: namespaces");
+                skip_test("needs root: namespaces");
         /* A named network namespace of our own: a child unshares and its
          * namespace file is bind-mounted onto <tdir>/netns. */
         char nsfile[128];
@@ -255,7 +262,7 @@ Test(vm_launch, private_mounts_and_setns)
 Test(vm_launch, failing_step_is_reported_with_its_path)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: namespaces");
+                skip_test("needs root: namespaces");
         char notns[128], bin[256], log[128], api[128];
         snprintf(notns, sizeof notns, "%s/not-a-netns", tdir);
         fct_write(notns, "", 0644);
@@ -366,7 +373,7 @@ static int count_fds(void)
 Test(vm_launch, every_child_step_failing_is_reported_and_leaves_nothing)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: namespaces");
+                skip_test("needs root: namespaces");
         char nsfile[128];
         snprintf(nsfile, sizeof nsfile, "%s/netns", tdir);
         fct_write(nsfile, "", 0644);

@@ -22,6 +22,13 @@ static void teardown(void)
         fct_rmrf(tdir);
 }
 
+/* Criterion runs no .fini after a skip: clean up first. */
+#define skip_test(...)                          \
+        do {                                    \
+                teardown();                     \
+                cr_skip_test(__VA_ARGS__);      \
+        } while (0)
+
 TestSuite(vm_orphan, .init = setup, .fini = teardown, .timeout = 60);
 
 static pid_t start_and_forget(const char *bin, const char *id, uint64_t *ret_start)
@@ -40,7 +47,7 @@ static pid_t start_and_forget(const char *bin, const char *id, uint64_t *ret_sta
 Test(vm_orphan, kills_unowned_vmms_and_removes_their_dirs_only)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256];
         fct_wrapper(tdir, "ok", bin, sizeof bin);
         uint64_t st_live, st_orphan;

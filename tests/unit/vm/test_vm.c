@@ -29,6 +29,13 @@ static void teardown(void)
         fct_rmrf(tdir);
 }
 
+/* Criterion runs no .fini after a skip: clean up first. */
+#define skip_test(...)                          \
+        do {                                    \
+                teardown();                     \
+                cr_skip_test(__VA_ARGS__);      \
+        } while (0)
+
 TestSuite(vm, .init = setup, .fini = teardown, .timeout = 60);
 
 static void config(struct vm_config *c, struct vm_spec *s, const char *bin)
@@ -62,7 +69,7 @@ static char *slurp(const char *p)
 Test(vm, full_lifecycle_against_fake_vmm_and_bodies_match_the_spec)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256], req[256], keep[256];
         fct_wrapper(tdir, "ok", bin, sizeof bin);
         struct vm_config c;
@@ -173,7 +180,7 @@ Test(vm, missing_kernel_is_enoent_and_leaves_nothing)
 Test(vm, firecracker_fault_message_reaches_the_caller)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256];
         fct_wrapper(tdir, "fault", bin, sizeof bin);
         struct vm_config c;
@@ -193,7 +200,7 @@ Test(vm, firecracker_fault_message_reaches_the_caller)
 Test(vm, vmm_dying_during_configuration_gives_exit_code_and_log)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256];
         fct_wrapper(tdir, "die-at-boot", bin, sizeof bin);
         struct vm_config c;
@@ -214,7 +221,7 @@ Test(vm, vmm_exiting_at_once_is_echild_with_code)
         vm *v = NULL;
         struct ha_err e = { { 0 } };
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         cr_assert_eq(vm_start(&c, &s, &v, &e), -ECHILD, "%s", e.msg);
         cr_assert(strstr(e.msg, "exited with code 1 before opening its API socket"), "%s", e.msg);
         char d[256];
@@ -225,7 +232,7 @@ Test(vm, vmm_exiting_at_once_is_echild_with_code)
 Test(vm, vmm_never_opening_its_socket_times_out_and_leaves_nothing)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256], pidf[256], script[600];
         snprintf(bin, sizeof bin, "%s/fc-sleep", tdir);
         snprintf(pidf, sizeof pidf, "%s/sleep.pid", tdir);
@@ -318,7 +325,7 @@ static bool wait_fired(struct exit_seen *s, int ms)
 Test(vm, watcher_reports_an_external_kill_and_not_a_stop)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         vm_watcher *w;
         cr_assert_eq(vm_watcher_new(&w), 0);
         struct exit_seen seen = { .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -377,7 +384,7 @@ static void *start_thread(void *arg)
 Test(vm, vmm_outlives_the_thread_that_started_it_and_adopt_finds_it)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256];
         fct_wrapper(tdir, "ok", bin, sizeof bin);
         struct vm_config c;
@@ -414,7 +421,7 @@ Test(vm, vmm_outlives_the_thread_that_started_it_and_adopt_finds_it)
 Test(vm, vmm_survives_a_kill_of_the_agents_process_group)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256];
         fct_wrapper(tdir, "ok", bin, sizeof bin);
         int pfd[2];
@@ -467,7 +474,7 @@ Test(vm, vmm_survives_a_kill_of_the_agents_process_group)
 Test(vm, every_configuration_step_failing_rolls_back_completely)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         /* logger, metrics, machine-config, boot-source, drive, network,
          * vsock, InstanceStart: fail each in turn. */
         const char *steps[] = { "/logger", "/metrics", "/machine-config", "/boot-source",
@@ -497,7 +504,7 @@ Test(vm, every_configuration_step_failing_rolls_back_completely)
 Test(vm, restore_failure_keeps_the_saved_state_and_no_process)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256], snap[256], mem[256];
         fct_wrapper(tdir, "ok", bin, sizeof bin);
         struct vm_config c;
@@ -587,7 +594,7 @@ static void *par_worker(void *arg)
 Test(vm, parallel_vms_share_the_mount_point_without_interfering)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         /* Every VMM mounts its own tmpfs on the same <run_dir>/vmroot in
          * its own namespace: concurrent starts must not see each other. */
         char bin[256];
@@ -610,7 +617,7 @@ Test(vm, parallel_vms_share_the_mount_point_without_interfering)
 Test(vm, split_phases_spawn_configure_start)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256], req[256];
         fct_wrapper(tdir, "ok", bin, sizeof bin);
         struct vm_config c;
@@ -649,7 +656,7 @@ Test(vm, split_phases_spawn_configure_start)
 Test(vm, spawned_vmm_dying_is_reported_by_the_watcher_and_configure)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         vm_watcher *w;
         cr_assert_eq(vm_watcher_new(&w), 0);
         struct exit_seen seen = { .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -676,7 +683,7 @@ Test(vm, spawned_vmm_dying_is_reported_by_the_watcher_and_configure)
 Test(vm, hung_vmm_api_times_out_and_rolls_back)
 {
         if (geteuid() != 0)
-                cr_skip_test("needs root: mount namespace");
+                skip_test("needs root: mount namespace");
         char bin[256];
         fct_wrapper(tdir, "hang", bin, sizeof bin);
         struct vm_config c;
