@@ -6,6 +6,7 @@
 #define HA_TEST_FCTEST_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -13,9 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "vm/orphan.h"
+#include "vm/proc.h"
 
 static inline int fct_rm(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -33,10 +38,59 @@ static inline void fct_mkdtemp(char *buf, size_t size)
         cr_assert_not_null(mkdtemp(buf));
 }
 
+/* Kills every VMM whose --api-sock lies under |dir| (a failed assertion
+ * can leave one behind, and it runs in its own session), with the
+ * simulator's cgroups (vm_kill_process). */
+static inline void fct_kill_under(const char *dir)
+{
+        DIR *d = opendir("/proc");
+        if (!d)
+                return;
+        struct dirent *e;
+        size_t dl = strlen(dir);
+        while ((e = readdir(d))) {
+                pid_t pid = (pid_t)atoi(e->d_name);
+                char p[64], buf[4096], id[80] = "";
+                if (pid <= 0 || pid == getpid())
+                        continue;
+                snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+                int fd = open(p, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t n = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                if (n <= 0)
+                        continue;
+                buf[n] = '\0';
+                bool ours = false;
+                for (char *a = buf; a < buf + n; a += strlen(a) + 1) {
+                        char *next = a + strlen(a) + 1;
+                        if (next >= buf + n)
+                                break;
+                        if (strcmp(a, "--api-sock") == 0 && strncmp(next, dir, dl) == 0 &&
+                            next[dl] == '/')
+                                ours = true;
+                        if (strcmp(a, "--id") == 0)
+                                snprintf(id, sizeof id, "%s", next);
+                }
+                uint64_t st;
+                if (ours && vm_proc_starttime(pid, &st) == 0)
+                        vm_kill_process(id[0] ? id : NULL, pid, st, 3000);
+        }
+        closedir(d);
+}
+
+/* Kills what a failed test left running under |dir|, detaches a netns
+ * bind mount at <dir>/netns, then deletes |dir|. */
 static inline void fct_rmrf(const char *dir)
 {
-        if (dir[0])
-                nftw(dir, fct_rm, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        if (!dir[0])
+                return;
+        fct_kill_under(dir);
+        char ns[256];
+        snprintf(ns, sizeof ns, "%s/netns", dir);
+        umount2(ns, MNT_DETACH);
+        nftw(dir, fct_rm, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 static inline void fct_write(const char *path, const char *content, mode_t mode)
