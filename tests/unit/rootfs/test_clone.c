@@ -42,6 +42,13 @@ static void setup(void)
 
 static void teardown(void)
 {
+        /* A failed assertion may leave the test mounts in place. */
+        const char *mounts[] = { "small", "xfs", NULL };
+        for (int i = 0; mounts[i]; i++) {
+                char p[256];
+                snprintf(p, sizeof p, "%s/%s", tdir, mounts[i]);
+                umount2(p, MNT_DETACH); /* the loop device is autoclear */
+        }
         nftw(tdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
