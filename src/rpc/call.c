@@ -22,6 +22,7 @@
 
 #include "core/base64.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "rpc/gzip.h"
 #include "rpc/rpc_int.h"
@@ -45,6 +46,8 @@ int rpc_chunk_new(size_t len, struct rpc_chunk **ret)
 }
 
 static void deadline_fire(struct rpc_timer *t);
+static ssize_t data_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud);
 
 struct rpc_call *rpc_call_new(struct rpc_conn *conn, int32_t stream_id)
 {
@@ -110,6 +113,7 @@ void rpc_call_unref(struct rpc_call *c)
         rpc_nvlist_clear(&c->resp_headers);
         rpc_nvlist_clear(&c->resp_trailers);
         rpc_nvlist_clear(&c->wire_trailers);
+        rpc_nvlist_clear(&c->details);
         free_inmsgs(c->in_head);
         free_chunks(c->out_head);
         if (c->request)
@@ -164,6 +168,21 @@ void rpc_call_finish_errno(rpc_call *c, int neg_errno, const char *msg)
         finish_msg(c, rpc_code_from_errno(neg_errno), msg ? msg : strerror(-neg_errno));
 }
 
+int rpc_call_add_error_detail(rpc_call *c, const ProtobufCMessage *detail)
+{
+        size_t n = protobuf_c_message_get_packed_size(detail);
+        uint8_t *b = malloc(n ? n : 1);
+        if (!b)
+                return -ENOMEM;
+        protobuf_c_message_pack(detail, b);
+        const char *name = detail->descriptor->name;
+        pthread_mutex_lock(&c->lock);
+        int r = c->details.n >= 8 ? -E2BIG : rpc_nvlist_add(&c->details, name, strlen(name), b, n);
+        pthread_mutex_unlock(&c->lock);
+        free(b);
+        return r;
+}
+
 bool rpc_call_finished(rpc_call *c)
 {
         pthread_mutex_lock(&c->lock);
@@ -191,16 +210,64 @@ static void respond_plain(struct rpc_call *c, int status, const char *hname, con
         rpc_conn_mark_dirty(c->conn);
 }
 
+/* A GET of a path registered with rpc_server_add_http_get (e.g. /metrics):
+ * the whole body is built now and queued as one chunk of a finished call, so
+ * the normal body reader sends it and frees it with the call. Returns false
+ * when no endpoint matches. */
+static bool serve_http_get(struct rpc_call *c)
+{
+        const struct rpc_http_get *g = NULL;
+        for (size_t i = 0; i < c->srv->nhttp_gets; i++)
+                if (strcmp(c->srv->http_gets[i].path, c->path) == 0)
+                        g = &c->srv->http_gets[i];
+        if (!g)
+                return false;
+        char *body = NULL;
+        size_t len = 0;
+        const char *ctype = "text/plain";
+        int status = g->fn(g->ctx, c->peer_identity, &body, &len, &ctype);
+        struct rpc_chunk *ch = NULL;
+        if (status == 200 && rpc_chunk_new(len, &ch) < 0)
+                status = 500;
+        if (status != 200) {
+                free(body);
+                respond_plain(c, status, NULL, NULL);
+                return true;
+        }
+        memcpy(ch->data, body, len);
+        free(body);
+        pthread_mutex_lock(&c->lock);
+        c->out_head = c->out_tail = ch;
+        c->out_bytes = len;
+        rpc_call_set_status_locked(c, RPC_OK, NULL);
+        c->finished = c->tail_framed = c->headers_frozen = true;
+        pthread_mutex_unlock(&c->lock);
+        c->response_started = true;
+        char clen[24];
+        snprintf(clen, sizeof clen, "%zu", len);
+        nghttp2_nv nv[] = {
+                { (uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *)"content-type", (uint8_t *)ctype, 12, strlen(ctype), NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *)"content-length", (uint8_t *)clen, 14, strlen(clen), NGHTTP2_NV_FLAG_NONE },
+        };
+        nghttp2_data_provider prd = { .source.ptr = c, .read_callback = data_read_cb };
+        nghttp2_submit_response(c->conn->h2, c->stream_id, nv, 3, &prd);
+        rpc_conn_mark_dirty(c->conn);
+        return true;
+}
+
 /* --- dispatch -------------------------------------------------------------- */
 
 static void log_call(struct rpc_call *c)
 {
-        if (!ha_log_enabled(HA_LOG_INFO))
-                return;
         pthread_mutex_lock(&c->lock);
         enum rpc_code code = c->status;
         pthread_mutex_unlock(&c->lock);
         uint64_t us = (ha_now_ns() - c->started_ns) / 1000;
+        ha_metrics_rpc_observe(c->method ? c->method->path : "?", c->proto ? c->proto->name : "?",
+                               rpc_code_name(code), (double)us / 1e6);
+        if (!ha_log_enabled(HA_LOG_INFO))
+                return;
         ha_log(code == RPC_OK ? HA_LOG_INFO : HA_LOG_WARN, "rpc.call",
                "method=%s protocol=%s peer=%s identity=\"%s\" code=%s duration_us=%" PRIu64,
                c->method ? c->method->path : "?", c->proto ? c->proto->name : "?", c->peer_addr,
@@ -337,6 +404,8 @@ void rpc_call_on_headers(struct rpc_call *c)
                 respond_plain(c, 400, NULL, NULL);
                 return;
         }
+        if (strcmp(c->method_hdr, "GET") == 0 && serve_http_get(c))
+                return;
         for (size_t i = 0; i < sizeof protocols / sizeof protocols[0]; i++) {
                 if (protocols[i]->accepts(c->method_hdr, c->content_type)) {
                         c->proto = protocols[i];

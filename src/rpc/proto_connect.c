@@ -16,6 +16,7 @@
 #include "core/base64.h"
 #include "core/time.h"
 #include "rpc/gzip.h"
+#include "rpc/json_lex.h"
 #include "rpc/rpc_int.h"
 #include "rpc/timeout.h"
 
@@ -317,16 +318,26 @@ static int connect_frame(struct rpc_call *c, uint8_t flags, const uint8_t *msg, 
         return 0;
 }
 
+/* Messages may quote request bytes (an unknown encoding, a path), which
+ * need not be UTF-8: bad bytes become U+FFFD so the body stays JSON. */
 static int json_escape(struct ha_buf *b, const char *s)
 {
         int r = ha_buf_append(b, "\"", 1);
+        const unsigned char *end = (const unsigned char *)s + strlen(s);
         for (const unsigned char *p = (const unsigned char *)s; r == 0 && *p; p++) {
+                size_t ul;
                 if (*p == '"' || *p == '\\')
                         r = ha_buf_printf(b, "\\%c", *p);
                 else if (*p < 0x20)
                         r = ha_buf_printf(b, "\\u%04x", *p);
-                else
+                else if (*p < 0x80)
                         r = ha_buf_append(b, p, 1);
+                else if ((ul = rpc_jlex_utf8_len(p, (size_t)(end - p))) == 0)
+                        r = ha_buf_append(b, "\\ufffd", 6);
+                else {
+                        r = ha_buf_append(b, p, ul);
+                        p += ul - 1;
+                }
         }
         if (r == 0)
                 r = ha_buf_append(b, "\"", 1);
@@ -342,6 +353,8 @@ static int error_json(struct rpc_call *c, struct ha_buf *b)
                 if (r == 0)
                         r = json_escape(b, c->status_msg);
         }
+        if (r == 0)
+                r = rpc_details_connect_json(c, b);
         if (r == 0)
                 r = ha_buf_append(b, "}", 1);
         return r;

@@ -233,6 +233,16 @@ static int status_fields(struct rpc_call *c, struct rpc_nvlist *nv)
                 rpc_percent_encode(c->status_msg, enc, sizeof enc);
                 r = rpc_nvlist_add_str(nv, "grpc-message", enc);
         }
+        if (r == 0 && c->status != RPC_OK) {
+                char *bin = NULL;
+                int d = rpc_details_grpc_bin(c, &bin);
+                if (d == 0) {
+                        r = rpc_nvlist_add_str(nv, "grpc-status-details-bin", bin);
+                        free(bin);
+                } else if (d < 0) {
+                        r = d;
+                }
+        }
         if (r == 0)
                 r = rpc_nvlist_append_wire(nv, &c->resp_trailers, NULL);
         return r;

@@ -81,6 +81,12 @@ int rpc_call_send(rpc_call *c, const ProtobufCMessage *msg);
 int rpc_call_add_header(rpc_call *c, const char *key, const void *val, size_t len);
 int rpc_call_add_trailer(rpc_call *c, const char *key, const void *val, size_t len);
 
+/* Attaches |detail| to the error status the call ends with (ignored when
+ * it ends OK): gRPC and gRPC-Web carry it in grpc-status-details-bin as a
+ * google.rpc.Status Any; Connect in the error's "details". Call it before
+ * rpc_call_finish(). Returns 0, -ENOMEM, or -E2BIG past 8 details. */
+int rpc_call_add_error_detail(rpc_call *c, const ProtobufCMessage *detail);
+
 /* Ends the call with |code| and a message (printf format; NULL for none).
  * The first status wins: later calls are ignored. A handler that returns
  * without one ends with OK. */

@@ -119,6 +119,7 @@ struct rpc_call {
         bool tail_framed;                   /* guarded_by: lock: body trailers queued */
         enum rpc_code status;               /* guarded_by: lock */
         char *status_msg;                   /* guarded_by: lock */
+        struct rpc_nvlist details;          /* guarded_by: lock: name = full type name, value = packed message */
         unsigned msgs_out;                  /* guarded_by: lock */
         atomic_bool cancelled;
         ProtobufCMessage *request;          /* unary/server-stream; handler thread */
@@ -187,8 +188,16 @@ struct rpc_watch {
         void *ctx;
 };
 
+struct rpc_http_get {
+        const char *path;
+        rpc_http_get_fn fn;
+        void *ctx;
+};
+
 struct rpc_server {
         struct rpc_server_config cfg;       /* immutable after new (strings copied) */
+        struct rpc_http_get http_gets[4];   /* immutable after run */
+        size_t nhttp_gets;
         char *cfg_strings[6];
         int epfd, evfd;
         pthread_t loop_thread;
@@ -269,6 +278,13 @@ int rpc_codec_encode(enum rpc_codec_id id, const ProtobufCMessage *m, uint8_t **
 const rpc_descset *rpc_descriptors(void);
 /* gRPC status code for an undecodable request in this codec. */
 enum rpc_code rpc_codec_decode_error_code(enum rpc_codec_id id);
+
+/* --- details.c ------------------------------------------------------------ */
+/* grpc-status-details-bin value (base64 of google.rpc.Status), lock held.
+ * Returns 0 and a malloc'd string, 1 when there are no details, -ENOMEM. */
+int rpc_details_grpc_bin(struct rpc_call *c, char **ret);
+/* Appends ,"details":[{"type":...,"value":...}] to a Connect error. */
+int rpc_details_connect_json(struct rpc_call *c, struct ha_buf *b);
 
 /* --- cors.c ------------------------------------------------------------- */
 /* Adds access-control-* response headers when |origin| is allowed. */

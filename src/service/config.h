@@ -27,6 +27,7 @@ struct ha_role {
 struct ha_config {
         char *listen;
         char *h2c_listen;
+        char *metrics_listen;       /* plain HTTP/1.1 GET /metrics; NULL: none */
         char *tls_cert, *tls_key, *client_ca;
         bool insecure;
         struct ha_role roles[HA_MAX_ROLES];
@@ -39,6 +40,7 @@ struct ha_config {
         enum ha_log_level log_level;
         enum ha_log_format log_format;
         char *cors_origins;
+        bool connect_require_version;
         /* limits */
         uint64_t max_message_bytes;
         unsigned max_connections, max_streams;

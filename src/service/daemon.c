@@ -20,6 +20,7 @@
 #include "service/backend_real.h"
 #include "service/health.h"
 #include "service/hostagent_svc.h"
+#include "service/metrics_svc.h"
 #include "service/reflection.h"
 
 const char *ha_daemon_runtime(struct ha_daemon *d)
@@ -186,6 +187,7 @@ int ha_daemon_main(int argc, char **argv, const struct ha_daemon_hooks *hooks)
                 .workers = d.cfg.workers,
                 .max_workers = d.cfg.max_workers,
                 .cors_origins = d.cfg.cors_origins,
+                .connect_require_version = d.cfg.connect_require_version,
                 .limits = {
                         .max_message_bytes = d.cfg.max_message_bytes,
                         .max_connections = d.cfg.max_connections,
@@ -208,6 +210,7 @@ int ha_daemon_main(int argc, char **argv, const struct ha_daemon_hooks *hooks)
         d.api = svc_hostagent_new(&d);
         if (!d.health || !d.api || svc_health_register(d.health, d.srv) < 0 ||
             svc_hostagent_register(d.api, d.srv) < 0 || svc_reflection_register(d.srv) < 0 ||
+            !(d.metrics = svc_metrics_new(&d)) ||
             (hooks && hooks->register_extra && hooks->register_extra(&d, d.srv) < 0) ||
             rpc_server_watch_fd(d.srv, d.sigfd, on_signal, &d) < 0) {
                 fprintf(stderr, "hostagent: cannot register services\n");
@@ -215,6 +218,11 @@ int ha_daemon_main(int argc, char **argv, const struct ha_daemon_hooks *hooks)
         }
         rpc_server_on_drain(d.srv, on_drain, &d);
         if (start_manager(&d, hooks, &err) < 0) {
+                fprintf(stderr, "hostagent: %s\n", err.msg);
+                ha_log_error("agent.start_failed", "err=\"%s\"", err.msg);
+                goto out_srv;
+        }
+        if (svc_metrics_start(d.metrics, &err) < 0) {
                 fprintf(stderr, "hostagent: %s\n", err.msg);
                 ha_log_error("agent.start_failed", "err=\"%s\"", err.msg);
                 goto out_srv;
@@ -236,6 +244,7 @@ out_srv:
                 pthread_join(d.recover_thread, NULL);
         if (d.mgr)
                 sbx_mgr_drain(d.mgr);
+        svc_metrics_free(d.metrics);    /* its threads read d.mgr */
         rpc_server_free(d.srv);     /* joins workers: handlers are done after this */
         sbx_mgr_free(d.mgr);        /* VMMs keep running: a restart re-adopts them */
         ha_backend_free(d.backend);

@@ -50,6 +50,10 @@ async function suite(label, transport, { clientStreaming }) {
     const ce = ConnectError.from(e);
     check(`${label} error code and message`, ce.code === Code.AlreadyExists && ce.rawMessage === 'sandbox "a" exists',
       `${ce.code} ${ce.rawMessage}`);
+    const EchoResponse = registry.getMessage('hostagent.test.v1.EchoResponse');
+    const found = ce.findDetails(EchoResponse);
+    check(`${label} error details`, found.length === 1 && found[0].message === 'sandbox "a" exists' && found[0].seq === 6,
+      JSON.stringify(ce.details));
   }
 
   try {

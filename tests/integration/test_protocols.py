@@ -227,4 +227,52 @@ def test_same_error_across_protocols(shared_agent, stubs, code, name, http):
     assert w.headers["grpc-status"] == str(code)
     assert urllib.parse.unquote(w.headers["grpc-message"]) == msg
     assert u.status == http
-    assert json.loads(u.data) == {"code": name, "message": msg}
+    body = json.loads(u.data)
+    assert body["code"] == name and body["message"] == msg
+    # The same detail in both forms: Connect's JSON list and gRPC's Status.
+    from google.rpc import status_pb2
+    (detail,) = body["details"]
+    assert detail["type"] == "hostagent.test.v1.EchoResponse"
+    d = test_pb2.EchoResponse.FromString(base64.b64decode(detail["value"] + "=" * (-len(detail["value"]) % 4)))
+    assert d.message == msg and d.seq == code
+    for r in (g, w):
+        b = r.headers["grpc-status-details-bin"]
+        st = status_pb2.Status.FromString(base64.b64decode(b + "=" * (-len(b) % 4)))
+        assert st.code == code and st.message == msg
+        assert st.details[0].type_url == "type.googleapis.com/hostagent.test.v1.EchoResponse"
+        assert test_pb2.EchoResponse.FromString(st.details[0].value) == d
+
+
+def test_connect_version_required_when_configured_and_h2c_on_unix_socket(certs, tmp_path):
+    from conftest import check_clean_exit, start_agent
+    import h2raw
+    sock = str(tmp_path / "h2c.sock")
+    agent = start_agent(certs, str(tmp_path / "a"), h2c=False,
+                        extra=["--connect-require-version", "--h2c-listen", "unix:" + sock])
+    try:
+        s = socket_unix(sock)
+        c = h2raw.Conn.__new__(h2raw.Conn)
+        import h2.config, h2.connection
+        c.sock = s
+        c.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        c.h2.initiate_connection()
+        c.flush()
+        c.responses = {}
+        sid = c.request("/hostagent.v1.HostAgentService/GetHostInfo", [("content-type", "application/json")], b"{}")
+        r = c.wait(sid)
+        assert r.status == 400 and "connect-protocol-version" in json.loads(r.data)["message"]
+        sid = c.request("/hostagent.v1.HostAgentService/GetHostInfo",
+                        [("content-type", "application/json"), ("connect-protocol-version", "1")], b"{}")
+        r = c.wait(sid)
+        assert r.status == 200 and json.loads(r.data)["version"]
+        c.close()
+    finally:
+        check_clean_exit(agent)
+    assert not os.path.exists(sock)
+
+
+def socket_unix(path):
+    import socket as so
+    s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    s.connect(path)
+    return s

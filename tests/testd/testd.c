@@ -43,6 +43,11 @@ static void echo(rpc_call *c, void *ctx)
         if (req->echo_metadata)
                 echo_md(c);
         if (req->fail_code) {
+                /* One error detail, so clients' detail handling is exercised. */
+                Hostagent__Test__V1__EchoResponse detail = HOSTAGENT__TEST__V1__ECHO_RESPONSE__INIT;
+                detail.message = req->fail_message;
+                detail.seq = (uint32_t)req->fail_code;
+                rpc_call_add_error_detail(c, &detail.base);
                 rpc_call_finish(c, (enum rpc_code)req->fail_code, "%s", req->fail_message);
                 return;
         }
