@@ -114,7 +114,9 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 {
         struct rpc_conn *c = ud;
         if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-                if (++c->empty_data_frames > c->srv->cfg.limits.max_empty_data_frames) {
+                /* Exactly once: the rest of the read buffer is still parsed and
+                 * must not log a line per frame (a log flood on the loop thread). */
+                if (++c->empty_data_frames == c->srv->cfg.limits.max_empty_data_frames + 1) {
                         ha_log_warn("rpc.flood", "conn=%" PRIu64 " kind=empty_data", c->id);
                         nghttp2_session_terminate_session(h2, NGHTTP2_ENHANCE_YOUR_CALM);
                         return 0;
