@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "rpc/rpc_int.h"
 #include "rpc/tls.h"
@@ -64,6 +65,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
         nghttp2_session_set_stream_user_data(h2, f->hd.stream_id, call);
         c->nstreams++;
+        ha_metrics_http2_streams(1);
         rpc_timer_disarm(c->srv, &c->timer);
         return 0;
 }
@@ -158,6 +160,7 @@ static int on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
                 nghttp2_session_consume_connection(h2, call->unconsumed);
         call->unconsumed = 0;
         c->nstreams--;
+        ha_metrics_http2_streams(-1);
         if (c->nstreams == 0 && !c->srv->draining)
                 arm_idle(c);
         rpc_call_on_close(call, error_code);
@@ -292,6 +295,7 @@ struct rpc_conn *rpc_conn_new(rpc_server *s, int fd, bool tls, const struct sock
                 s->conns->prev = c;
         s->conns = c;
         s->nconns++;
+        ha_metrics_http2_conn(tls ? "tls" : "h2c", 1);     /* rpc_conn_free undoes it from here */
         if (!tls) {
                 if (session_start(c) < 0) {
                         rpc_conn_free(c);
@@ -327,6 +331,10 @@ void rpc_conn_free(struct rpc_conn *c)
                 nghttp2_session_del(c->h2);     /* runs on_stream_close for open streams */
                 c->h2 = NULL;
         }
+        /* Streams whose calls were detached above never reached on_stream_close. */
+        if (c->nstreams)
+                ha_metrics_http2_streams(-(int)c->nstreams);
+        ha_metrics_http2_conn(c->ssl ? "tls" : "h2c", -1);
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         if (c->ssl) {
                 if (!c->handshaking)
@@ -354,6 +362,7 @@ static void conn_timer_fire(struct rpc_timer *t)
         if (c->handshaking) {
                 ha_log_warn("rpc.tls_handshake_failed", "conn=%" PRIu64 " peer=%s reason=timeout", c->id,
                             c->peer_addr);
+                ha_metrics_tls_handshake_failed("timeout");
                 rpc_conn_free(c);
                 return;
         }
@@ -436,6 +445,7 @@ static int do_handshake(struct rpc_conn *c)
                 if (alen != 2 || memcmp(alpn, "h2", 2) != 0) {
                         ha_log_warn("rpc.tls_handshake_failed", "conn=%" PRIu64 " peer=%s reason=\"no ALPN h2\"",
                                     c->id, c->peer_addr);
+                        ha_metrics_tls_handshake_failed("no ALPN h2");
                         return -EPROTO;
                 }
                 c->handshaking = false;
@@ -461,8 +471,10 @@ static int do_handshake(struct rpc_conn *c)
                 return -EAGAIN;
         }
         char why[256];
+        const char *reason = rpc_tls_failure_reason(c->ssl, why, sizeof why);
         ha_log_warn("rpc.tls_handshake_failed", "conn=%" PRIu64 " peer=%s reason=\"%s\"", c->id, c->peer_addr,
-                    rpc_tls_failure_reason(c->ssl, why, sizeof why));
+                    reason);
+        ha_metrics_tls_handshake_failed(reason);
         return -EPROTO;
 }
 

@@ -471,6 +471,17 @@ int rpc_server_watch_fd(rpc_server *s, int fd, void (*cb)(void *ctx, int fd), vo
         return 0;
 }
 
+int rpc_server_add_http_get(rpc_server *s, const char *path, rpc_http_get_fn fn, void *ctx)
+{
+        for (size_t i = 0; i < s->nhttp_gets; i++)
+                if (strcmp(s->http_gets[i].path, path) == 0)
+                        return -EEXIST;
+        if (s->nhttp_gets == sizeof s->http_gets / sizeof s->http_gets[0])
+                return -ENOSPC;
+        s->http_gets[s->nhttp_gets++] = (struct rpc_http_get){ path, fn, ctx };
+        return 0;
+}
+
 void rpc_server_on_drain(rpc_server *s, void (*fn)(void *ctx), void *ctx)
 {
         s->on_drain = fn;

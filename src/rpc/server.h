@@ -48,6 +48,17 @@ void rpc_server_foreach_method(rpc_server *s, void (*fn)(void *ctx, const struct
  * For signalfd and similar. Returns 0 or -errno. */
 int rpc_server_watch_fd(rpc_server *s, int fd, void (*cb)(void *ctx, int fd), void *ctx);
 
+/* A plain HTTP GET endpoint beside the RPCs (e.g. "/metrics" for a
+ * Prometheus scrape). |fn| runs on the loop thread, so it must not block; it
+ * returns the HTTP status and, for 200, a malloc'd body (taken over, freed by
+ * the server) and its content type (a static string). |identity| is the
+ * verified client certificate identity, NULL without one. */
+typedef int (*rpc_http_get_fn)(void *ctx, const char *identity, char **ret_body, size_t *ret_len,
+                               const char **ret_content_type);
+/* Registers |fn| for GETs of exactly |path| (not copied: a static string).
+ * Before run only. Returns 0, -EEXIST or -ENOSPC (at most 4). */
+int rpc_server_add_http_get(rpc_server *s, const char *path, rpc_http_get_fn fn, void *ctx);
+
 /* Runs the loop until rpc_server_shutdown() completes. Returns 0. */
 int rpc_server_run(rpc_server *s);
 /* Graceful stop, from any thread: stop accepting, GOAWAY, let calls finish

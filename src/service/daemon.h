@@ -18,6 +18,7 @@
 
 struct svc_health;
 struct svc_hostagent;
+struct svc_metrics;
 struct ha_backend;
 
 struct ha_daemon {
@@ -25,6 +26,7 @@ struct ha_daemon {
         rpc_server *srv;
         struct svc_health *health;
         struct svc_hostagent *api;
+        struct svc_metrics *metrics;        /* GET /metrics, --metrics-listen */
         sbx_mgr *mgr;                       /* NULL: no runtime configured */
         struct ha_backend *backend;         /* the real one, when used */
         void *test_backend;                 /* a test daemon's, when used */

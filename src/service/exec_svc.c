@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "exec/exec.h"
 #include "hostagent/v1/hostagent.pb-c.h"
@@ -208,6 +209,7 @@ static void relay_events(struct exec_ctx *x)
                 case EXEC_EV_STDERR:
                         data.data.data = (uint8_t *)ev.data;
                         data.data.len = ev.len;
+                        ha_metrics_exec_bytes(ev.kind == EXEC_EV_STDOUT ? "stdout" : "stderr", ev.len);
                         if (ev.kind == EXEC_EV_STDOUT) {
                                 out.event_case = HOSTAGENT__V1__EXEC_EVENT__EVENT_STDOUT;
                                 out.stdout = &data;
@@ -241,8 +243,11 @@ void svc_exec_stream(rpc_call *c, void *ctx)
 {
         struct exec_ctx x = { .c = c, .d = ctx };
         const Hostagent__V1__ExecRequest *req = (const void *)rpc_call_request(c);
-        if (exec_begin(&x, req, true) == 0)
+        if (exec_begin(&x, req, true) == 0) {
+                ha_metrics_exec_streams(1);
                 relay_events(&x);
+                ha_metrics_exec_streams(-1);
+        }
         exec_ctx_done(&x);
 }
 
@@ -395,8 +400,11 @@ void svc_exec_interactive(rpc_call *c, void *ctx)
                 bool have_thread = pthread_create(&t, NULL, input_pump, &p) == 0;
                 if (!have_thread)
                         rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "cannot start the input thread");
-                else
+                else {
+                        ha_metrics_exec_streams(1);
                         relay_events(&x);
+                        ha_metrics_exec_streams(-1);
+                }
                 atomic_store(&p.done, true);
                 if (have_thread)
                         pthread_join(t, NULL);
