@@ -13,6 +13,13 @@ size_t ha_base64_encoded_len(size_t n)
 
 size_t ha_base64_encode(const uint8_t *in, size_t n, char *out, bool url, bool pad)
 {
+        size_t o = ha_base64_encode_raw(in, n, out, url, pad);
+        out[o] = '\0';
+        return o;
+}
+
+size_t ha_base64_encode_raw(const uint8_t *in, size_t n, char *out, bool url, bool pad)
+{
         const char *a = url ? url_alpha : std_alpha;
         size_t o = 0, i = 0;
         for (; i + 2 < n; i += 3) {
@@ -33,7 +40,6 @@ size_t ha_base64_encode(const uint8_t *in, size_t n, char *out, bool url, bool p
                 if (pad)
                         out[o++] = '=';
         }
-        out[o] = '\0';
         return o;
 }
 
@@ -49,9 +55,13 @@ static int val(unsigned char c)
 
 long ha_base64_decode(const char *in, size_t n, uint8_t *out)
 {
-        while (n > 0 && in[n - 1] == '=')
+        /* Padding, when present, must complete the last quantum exactly. */
+        size_t pad = 0;
+        while (n > 0 && in[n - 1] == '=' && pad < 2) {
                 n--;
-        if (n % 4 == 1)
+                pad++;
+        }
+        if ((pad && (n + pad) % 4 != 0) || n % 4 == 1)
                 return -EINVAL;
         size_t o = 0;
         uint32_t acc = 0;

@@ -16,8 +16,11 @@ size_t ha_base64_encoded_len(size_t n);
 /* Encodes into |out| (size >= ha_base64_encoded_len(n)); NUL-terminates.
  * Returns the length without the NUL. */
 size_t ha_base64_encode(const uint8_t *in, size_t n, char *out, bool url, bool pad);
-/* Decodes |n| chars into |out| (size >= n * 3 / 4 + 3). Returns the decoded
- * length, or -EINVAL on a bad character or impossible length. */
+/* The same without the NUL: writes exactly the returned number of chars. */
+size_t ha_base64_encode_raw(const uint8_t *in, size_t n, char *out, bool url, bool pad);
+/* Decodes |n| chars into |out| (size >= n * 3 / 4 + 3). Padding is
+ * optional, but when present it must complete the last quantum. Returns the
+ * decoded length, or -EINVAL on a bad character or impossible length. */
 long ha_base64_decode(const char *in, size_t n, uint8_t *out);
 
 #endif

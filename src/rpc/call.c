@@ -45,6 +45,17 @@ int rpc_chunk_new(size_t len, struct rpc_chunk **ret)
         return 0;
 }
 
+void rpc_call_queue_chunk_locked(struct rpc_call *c, struct rpc_chunk *ch)
+{
+        ch->next = NULL;
+        if (c->out_tail)
+                c->out_tail->next = ch;
+        else
+                c->out_head = ch;
+        c->out_tail = ch;
+        c->out_bytes += ch->len;
+}
+
 static void deadline_fire(struct rpc_timer *t);
 static ssize_t data_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t len,
                             uint32_t *flags, nghttp2_data_source *src, void *ud);
@@ -868,12 +879,7 @@ int rpc_call_send(rpc_call *c, const ProtobufCMessage *msg)
                 free(ch);
                 return -ECANCELED;
         }
-        if (c->out_tail)
-                c->out_tail->next = ch;
-        else
-                c->out_head = ch;
-        c->out_tail = ch;
-        c->out_bytes += ch->len;
+        rpc_call_queue_chunk_locked(c, ch);
         c->msgs_out++;
         c->headers_frozen = true;
         pthread_mutex_unlock(&c->lock);

@@ -8,13 +8,15 @@
  */
 #include "rpc/json_text.h"
 
+#include "core/base64.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/* Base64 is core/base64.c's: JSON wants standard, padded output and
+ * accepts either alphabet, padded or not. */
 size_t rpc_jtext_b64_len(size_t n)
 {
         return (n + 2) / 3 * 4;
@@ -22,71 +24,15 @@ size_t rpc_jtext_b64_len(size_t n)
 
 void rpc_jtext_b64_encode(const uint8_t *in, size_t n, char *out)
 {
-        size_t i = 0, o = 0;
-        for (; i + 3 <= n; i += 3) {
-                uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-                out[o++] = b64_std[v >> 18];
-                out[o++] = b64_std[(v >> 12) & 63];
-                out[o++] = b64_std[(v >> 6) & 63];
-                out[o++] = b64_std[v & 63];
-        }
-        if (n - i == 1) {
-                uint32_t v = (uint32_t)in[i] << 16;
-                out[o++] = b64_std[v >> 18];
-                out[o++] = b64_std[(v >> 12) & 63];
-                out[o++] = '=';
-                out[o++] = '=';
-        } else if (n - i == 2) {
-                uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-                out[o++] = b64_std[v >> 18];
-                out[o++] = b64_std[(v >> 12) & 63];
-                out[o++] = b64_std[(v >> 6) & 63];
-                out[o++] = '=';
-        }
-}
-
-static int b64_val(char c)
-{
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+' || c == '-')
-                return 62;
-        if (c == '/' || c == '_')
-                return 63;
-        return -1;
+        ha_base64_encode_raw(in, n, out, false, true);
 }
 
 int rpc_jtext_b64_decode(const char *in, size_t n, uint8_t *out, size_t *ret_len)
 {
-        /* Padding, when present, must complete the last quantum exactly. */
-        size_t pad = 0;
-        while (n > 0 && in[n - 1] == '=' && pad < 2) {
-                n--;
-                pad++;
-        }
-        if (pad && (n + pad) % 4 != 0)
-                return -EINVAL;
-        if (n % 4 == 1)
-                return -EINVAL;
-        size_t o = 0;
-        uint32_t acc = 0;
-        unsigned bits = 0;
-        for (size_t i = 0; i < n; i++) {
-                int v = b64_val(in[i]);
-                if (v < 0)
-                        return -EINVAL;
-                acc = acc << 6 | (uint32_t)v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        out[o++] = (uint8_t)(acc >> bits);
-                }
-        }
-        *ret_len = o;
+        long r = ha_base64_decode(in, n, out);
+        if (r < 0)
+                return (int)r;
+        *ret_len = (size_t)r;
         return 0;
 }
 

@@ -126,3 +126,25 @@ int rpc_nvlist_append_wire(struct rpc_nvlist *dst, const struct rpc_nvlist *src,
         }
         return 0;
 }
+
+bool rpc_has_prefix(const char *s, const char *prefix)
+{
+        return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool rpc_token_list_has(const char *list, const char *tok)
+{
+        size_t tl = strlen(tok);
+        for (const char *p = list; p && *p;) {
+                while (*p == ' ' || *p == ',')
+                        p++;
+                size_t n = strcspn(p, ",");
+                size_t m = n;
+                while (m && p[m - 1] == ' ')
+                        m--;
+                if (m == tl && strncmp(p, tok, tl) == 0)
+                        return true;
+                p += n;
+        }
+        return false;
+}

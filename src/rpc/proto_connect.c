@@ -24,11 +24,6 @@
 /* Unary responses smaller than this are not worth compressing. */
 #define CONNECT_GZIP_MIN 1024
 
-static bool has_prefix(const char *s, const char *p)
-{
-        return s && strncmp(s, p, strlen(p)) == 0;
-}
-
 /* The media type without parameters: "application/json; charset=utf-8" → len of "application/json". */
 static size_t media_len(const char *ct)
 {
@@ -51,23 +46,6 @@ static bool connect_accepts(const char *method, const char *ct)
                 return false;
         return media_is(ct, "application/proto") || media_is(ct, "application/json") ||
                media_is(ct, "application/connect+proto") || media_is(ct, "application/connect+json");
-}
-
-static bool list_has(const char *list, const char *tok)
-{
-        size_t tl = strlen(tok);
-        for (const char *p = list; p && *p;) {
-                while (*p == ' ' || *p == ',')
-                        p++;
-                size_t n = strcspn(p, ",");
-                size_t m = n;
-                while (m && p[m - 1] == ' ')
-                        m--;
-                if (m == tl && strncmp(p, tok, tl) == 0)
-                        return true;
-                p += n;
-        }
-        return false;
 }
 
 static int hexval(int ch)
@@ -189,7 +167,7 @@ static int connect_begin(struct rpc_call *c)
         const char *ct = c->content_type;
         /* Decide the shape first: every error below is framed by it. */
         bool is_get = strcmp(c->method_hdr, "GET") == 0;
-        bool streaming = !is_get && has_prefix(ct, "application/connect+");
+        bool streaming = !is_get && rpc_has_prefix(ct, "application/connect+");
         c->connect_unary = !streaming;
         c->connect_get = is_get;
         const char *ver = rpc_call_header(c, "connect-protocol-version");
@@ -214,7 +192,7 @@ static int connect_begin(struct rpc_call *c)
         if (is_get) {
                 int r = begin_get(c);
                 acc = rpc_call_header(c, "accept-encoding");
-                c->resp_gzip = acc && list_has(acc, "gzip");
+                c->resp_gzip = acc && rpc_token_list_has(acc, "gzip");
                 return r;
         }
         c->codec = strstr(ct, "json") ? RPC_CODEC_JSON : RPC_CODEC_PROTO;
@@ -228,7 +206,7 @@ static int connect_begin(struct rpc_call *c)
                 c->req_gzip = true;
         }
         acc = rpc_call_header(c, streaming ? "connect-accept-encoding" : "accept-encoding");
-        c->resp_gzip = acc ? list_has(acc, "gzip") : c->req_gzip;
+        c->resp_gzip = acc ? rpc_token_list_has(acc, "gzip") : c->req_gzip;
         if (c->method && streaming && c->method->kind == RPC_UNARY) {
                 rpc_call_finish(c, RPC_UNIMPLEMENTED, "%s is unary: use application/proto or application/json",
                                 c->method->path);
@@ -421,12 +399,7 @@ static int queue_locked(struct rpc_call *c, const uint8_t *p, size_t n, uint8_t 
         if (envelope)
                 rpc_envelope_put_header(ch->data, flags, (uint32_t)n);
         memcpy(ch->data + hdr, p, n);
-        if (c->out_tail)
-                c->out_tail->next = ch;
-        else
-                c->out_head = ch;
-        c->out_tail = ch;
-        c->out_bytes += ch->len;
+        rpc_call_queue_chunk_locked(c, ch);
         return 0;
 }
 

@@ -16,11 +16,6 @@
 
 #define ACCEPT_ENCODING "identity,gzip"
 
-static bool has_prefix(const char *s, const char *p)
-{
-        return s && strncmp(s, p, strlen(p)) == 0;
-}
-
 /* application/grpc, application/grpc+proto, application/grpc+json (params after ';' ignored) */
 static bool subtype_ok(const char *rest, enum rpc_codec_id *ret)
 {
@@ -40,43 +35,26 @@ static bool subtype_ok(const char *rest, enum rpc_codec_id *ret)
 
 static bool grpc_accepts(const char *method, const char *ct)
 {
-        if (!has_prefix(ct, "application/grpc") || has_prefix(ct, "application/grpc-web"))
+        if (!rpc_has_prefix(ct, "application/grpc") || rpc_has_prefix(ct, "application/grpc-web"))
                 return false;
         return strcmp(method, "POST") == 0 && subtype_ok(ct + 16, NULL);
 }
 
 static bool web_accepts(const char *method, const char *ct)
 {
-        if (!has_prefix(ct, "application/grpc-web"))
+        if (!rpc_has_prefix(ct, "application/grpc-web"))
                 return false;
         const char *rest = ct + 20;
-        if (has_prefix(rest, "-text"))
+        if (rpc_has_prefix(rest, "-text"))
                 rest += 5;
         return strcmp(method, "POST") == 0 && subtype_ok(rest, NULL);
-}
-
-static bool list_has(const char *list, const char *tok)
-{
-        size_t tl = strlen(tok);
-        for (const char *p = list; p && *p;) {
-                while (*p == ' ' || *p == ',')
-                        p++;
-                size_t n = strcspn(p, ",");
-                size_t m = n;
-                while (m && p[m - 1] == ' ')
-                        m--;
-                if (m == tl && strncmp(p, tok, tl) == 0)
-                        return true;
-                p += n;
-        }
-        return false;
 }
 
 static int grpc_begin_common(struct rpc_call *c, bool web)
 {
         const char *ct = c->content_type;
         const char *rest = ct + (web ? 20 : 16);
-        if (web && has_prefix(rest, "-text")) {
+        if (web && rpc_has_prefix(rest, "-text")) {
                 c->web_text = true;
                 rest += 5;
         }
@@ -101,7 +79,7 @@ static int grpc_begin_common(struct rpc_call *c, bool web)
                 c->req_gzip = true;
         }
         const char *acc = rpc_call_header(c, "grpc-accept-encoding");
-        c->resp_gzip = c->req_gzip && acc && list_has(acc, "gzip");
+        c->resp_gzip = c->req_gzip && acc && rpc_token_list_has(acc, "gzip");
         return 0;
 }
 
@@ -301,12 +279,7 @@ static int web_finish(struct rpc_call *c, struct rpc_nvlist *trailers)
         ha_buf_done(&b);
         if (r < 0)
                 return r;
-        if (c->out_tail)
-                c->out_tail->next = ch;
-        else
-                c->out_head = ch;
-        c->out_tail = ch;
-        c->out_bytes += ch->len;
+        rpc_call_queue_chunk_locked(c, ch);
         return 0;
 }
 

@@ -265,6 +265,8 @@ const char *rpc_call_header(struct rpc_call *c, const char *name);
 /* Status with lock held (helper for protocols). */
 void rpc_call_set_status_locked(struct rpc_call *c, enum rpc_code code, const char *msg);
 int rpc_chunk_new(size_t len, struct rpc_chunk **ret);
+/* Appends |ch| to the call's output (call->lock held); the call owns it. */
+void rpc_call_queue_chunk_locked(struct rpc_call *c, struct rpc_chunk *ch);
 
 /* --- codec.c ------------------------------------------------------------ */
 /* Returns 0 with a message (free with protobuf_c_message_free_unpacked), or
@@ -300,6 +302,11 @@ void rpc_nvlist_clear(struct rpc_nvlist *l);
 const struct rpc_nv *rpc_nvlist_get(const struct rpc_nvlist *l, const char *name);
 /* True for header names a handler never sees as metadata. */
 bool rpc_header_reserved(const char *name);
+/* True when |s| (may be NULL) starts with |prefix|. */
+bool rpc_has_prefix(const char *s, const char *prefix);
+/* True when the comma-separated |list| (grpc-accept-encoding,
+ * accept-encoding...) holds |tok|; spaces around items are ignored. */
+bool rpc_token_list_has(const char *list, const char *tok);
 /* Valid metadata key: [0-9a-z_.-]+, not reserved. */
 bool rpc_metadata_key_valid(const char *name);
 /* Copies |src| metadata into |dst| as wire headers (base64 for -bin),
