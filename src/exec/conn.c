@@ -93,9 +93,9 @@ int exec_conn_open(const char *uds_path, uint32_t port, uint64_t deadline_ms, ex
                 r = exec_vsock_connect(uds_path, port, deadline_ms, &fd, err);
                 if (r == 0)
                         break;
-                if (!exec_vsock_is_transient(r))
+                if (!exec_vsock_is_transient(r) && r != -ETIMEDOUT)
                         return r;
-                if (ha_now_ms() + OPEN_RETRY_MS >= deadline_ms)
+                if (r == -ETIMEDOUT || ha_now_ms() + OPEN_RETRY_MS >= deadline_ms)
                         return ha_err_set(err, -ETIMEDOUT,
                                           "guest port %" PRIu32 " not reachable via %s before the deadline (last: %s)",
                                           port, uds_path, strerror(-r));

@@ -734,8 +734,13 @@ Test(exec_conn, no_fd_or_memory_growth_across_many_commands)
         const char *missing[] = { "no-such-binary-xyz" };
         const char *sl[] = { "sleep", "30" };
         struct exec_spec spec = { .argv = sl, .argc = 2 };
-        int fds0 = count_fds(g_ag.pid);
-        long rss0 = rss_kib(g_ag.pid);
+        int fds0, fds1;
+        long rss0;
+
+        /* The readiness probe's session may still be closing. */
+        usleep(200000);
+        fds0 = count_fds(g_ag.pid);
+        rss0 = rss_kib(g_ag.pid);
 
         for (int i = 0; i < 150; i++) {
                 struct run_result res;
@@ -754,9 +759,10 @@ Test(exec_conn, no_fd_or_memory_growth_across_many_commands)
                 exec_conn_free(c);
         }
         /* Sessions end asynchronously after a drop: allow a moment. */
-        for (int i = 0; i < 100 && count_fds(g_ag.pid) != fds0; i++)
+        for (int i = 0; i < 100 && count_fds(g_ag.pid) > fds0; i++)
                 usleep(20000);
-        cr_assert_eq(count_fds(g_ag.pid), fds0, "agent fds: %d before, %d after", fds0, count_fds(g_ag.pid));
+        fds1 = count_fds(g_ag.pid);
+        cr_assert_leq(fds1, fds0, "agent fds: %d before, %d after", fds0, fds1);
         cr_assert_lt(rss_kib(g_ag.pid) - rss0, 2048, "agent RSS grew from %ld to %ld KiB", rss0, rss_kib(g_ag.pid));
 }
 
@@ -779,7 +785,7 @@ Test(exec_conn, commands_do_not_inherit_the_agents_privileges)
         fclose(f);
         /* Lowering it needs CAP_SYS_RESOURCE, which a VM's root has and a
          * container's root may lack. */
-        if (strcmp(adj, "-1000\n") != 0)
-                cr_log_warn("agent oom_score_adj is %s (no CAP_SYS_RESOURCE here?)", adj);
+        if (strcmp(adj, "-1000\n") != 0)       /* a note, not a failure (cr_log_warn fails the run) */
+                fprintf(stderr, "note: agent oom_score_adj is %.5s: no CAP_SYS_RESOURCE here?\n", adj);
         cr_assert(strcmp(adj, "-1000\n") == 0 || strcmp(adj, "0\n") == 0, "%s", adj);
 }
