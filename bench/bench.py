@@ -133,6 +133,12 @@ class Server:
         scheme = "https" if transport == "tls" else "http"
         return "%s://127.0.0.1:%d%s" % (scheme, self.ports[transport], path)
 
+    def cpu_secs(self):
+        """utime+stime of every thread so far (/proc/PID/stat fields 14-15)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -227,9 +233,9 @@ def h2load(url, headers, body_path, clients, streams, work, duration=None, count
     for h in headers:
         args += ["-H", h]
     if duration is not None:
-        args += ["-D", str(duration)]
+        args += ["-D", "%g" % duration]
         if warmup:
-            args += ["--warm-up-time", str(warmup)]
+            args += ["--warm-up-time", "%g" % warmup]
     else:
         args += ["-n", str(count)]
     p = subprocess.run(args + [url], capture_output=True, text=True, timeout=(duration or 30) + 60)
@@ -333,7 +339,7 @@ def summarize(rows):
     for r in rows:
         runs = r["runs"]
         s = {}
-        for key in ("rps", "p50_ms", "p99_ms", "mbps"):
+        for key in ("rps", "p50_ms", "p99_ms", "mbps", "cpu_us"):
             vals = [x[key] for x in runs if key in x]
             if vals:
                 s[key] = statistics.median(vals)
@@ -347,6 +353,7 @@ def summarize(rows):
             if ref and ref["sum"].get("rps"):
                 s["vs_ref_rps"] = s["rps"] / ref["sum"]["rps"]
                 s["vs_ref_p99"] = s["p99_ms"] / ref["sum"]["p99_ms"] if ref["sum"]["p99_ms"] else 0
+                s["vs_ref_cpu"] = s["cpu_us"] / ref["sum"]["cpu_us"] if ref["sum"]["cpu_us"] else 0
         if r["kind"] in ("connect-proto", "connect-json", "grpc-web"):
             g = index.get(("grpc", "hostagent", r["transport"], r["c"], r["m"]))
             if g and g["sum"].get("rps"):
@@ -354,8 +361,8 @@ def summarize(rows):
 
 
 def table(rows):
-    out = ["| Row | Server | TLS/h2c | -c/-m | req/s median (min–max) | p50 ms | p99 ms (min–max) | ratio | answer |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| Row | Server | TLS/h2c | -c/-m | req/s (stream: MB/s) median (min–max) | p50 ms | p99 ms (min–max) | server CPU µs/call | ratio | answer |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["sum"]
         if r["kind"] == "stream":
@@ -364,12 +371,13 @@ def table(rows):
             thr = "%s (%s–%s)" % (fmt(s["rps"]), fmt(s["rps_min"]), fmt(s["rps_max"]))
         ratio = ""
         if "vs_ref_rps" in s:
-            ratio = "%.2f× ref rps, p99 %.2f× ref" % (s["vs_ref_rps"], s["vs_ref_p99"])
+            ratio = "%.2f× ref rps, p99 %.2f×, CPU/call %.2f×" % (s["vs_ref_rps"], s["vs_ref_p99"],
+                                                                 s["vs_ref_cpu"])
         elif "vs_grpc_rps" in s:
             ratio = "%.2f× hostagent gRPC" % s["vs_grpc_rps"]
-        out.append("| %s | %s | %s | -c%d -m%d | %s | %s | %s (%s–%s) | %s | %s |" % (
+        out.append("| %s | %s | %s | -c%d -m%d | %s | %s | %s (%s–%s) | %s | %s | %s |" % (
             row_label(r), r["server"], r["transport"], r["c"], r["m"], thr, fmt(s["p50_ms"], 2),
-            fmt(s["p99_ms"], 2), fmt(s["p99_ms_min"], 2), fmt(s["p99_ms_max"], 2), ratio,
+            fmt(s["p99_ms"], 2), fmt(s["p99_ms_min"], 2), fmt(s["p99_ms_max"], 2), fmt(s["cpu_us"], 1), ratio,
             "ok" if not r.get("check_error") else "FAIL: " + r["check_error"]))
     return "\n".join(out)
 
@@ -447,18 +455,26 @@ def main():
         for it in range(a.runs):
             for r in rows:
                 h, body, path, _check = shape(r)
-                url = servers[r["server"]].url(r["transport"], path)
+                srv = servers[r["server"]]
+                url = srv.url(r["transport"], path)
+                cpu0 = srv.cpu_secs()
                 if a.smoke:
                     n = 4 if r["kind"] == "stream" else 200
                     res = h2load(url, h, body, r["c"], r["m"], work, count=max(n, r["c"]))
                 else:
                     res = h2load(url, h, body, r["c"], r["m"], work, duration=a.duration, warmup=a.warmup)
+                # Server CPU per request: the figure that load from other
+                # processes on a shared machine disturbs least. The warm-up's
+                # requests are not counted by h2load: assume its rate held.
+                cpu = srv.cpu_secs() - cpu0
+                nreq = res["ok"] if a.smoke else res["rps"] * (a.duration + a.warmup)
+                res["cpu_us"] = cpu * 1e6 / nreq if nreq else 0.0
                 if r["kind"] == "stream":
                     res["mbps"] = res["data_bytes"] / res["secs"] / 1e6 if res["secs"] else 0.0
                 r["runs"].append(res)
-                print("bench: [%5.1fs] run %d/%d %-20s %-9s %s -c%d -m%d: %.0f req/s p99 %.2f ms%s" % (
+                print("bench: [%5.1fs] run %d/%d %-20s %-9s %s -c%d -m%d: %.0f req/s p99 %.2f ms cpu %.1f us/call%s" % (
                     time.monotonic() - t_start, it + 1, a.runs, row_label(r), r["server"], r["transport"], r["c"], r["m"], res["rps"],
-                    res["p99_ms"], " %.1f MB/s" % res["mbps"] if "mbps" in res else ""), file=sys.stderr)
+                    res["p99_ms"], res["cpu_us"], " %.1f MB/s" % res["mbps"] if "mbps" in res else ""), file=sys.stderr)
         codec = []
         for _ in range(a.runs):
             c = json_codec_bench(a.build, 200 if a.smoke else 20000, work)
