@@ -42,11 +42,11 @@ enum rpc_code rpc_code_from_errno(int e)
         case EEXIST: return RPC_ALREADY_EXISTS;
         case ETIMEDOUT: return RPC_DEADLINE_EXCEEDED;
         case EAGAIN: case ENOSPC: case EDQUOT: case EMSGSIZE: return RPC_RESOURCE_EXHAUSTED;
-        case EBADFD: return RPC_FAILED_PRECONDITION;
+        case EBADFD: case EBUSY: return RPC_FAILED_PRECONDITION;
         case EACCES: case EPERM: return RPC_PERMISSION_DENIED;
         case ECANCELED: return RPC_CANCELLED;
         case ENOSYS: case ENOTSUP: return RPC_UNIMPLEMENTED;
-        case ESHUTDOWN: case ECONNREFUSED: return RPC_UNAVAILABLE;
+        case ESHUTDOWN: case ECONNREFUSED: case ECONNRESET: return RPC_UNAVAILABLE;
         case ERANGE: return RPC_OUT_OF_RANGE;
         default: return RPC_INTERNAL;
         }

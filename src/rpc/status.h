@@ -29,9 +29,10 @@ enum rpc_code {
 
 /* -EINVAL → INVALID_ARGUMENT, -ENOENT → NOT_FOUND, -EEXIST → ALREADY_EXISTS,
  * -ETIMEDOUT → DEADLINE_EXCEEDED, -EAGAIN/-ENOSPC → RESOURCE_EXHAUSTED,
- * -EBADFD → FAILED_PRECONDITION, -EACCES/-EPERM → PERMISSION_DENIED,
+ * -EBADFD/-EBUSY → FAILED_PRECONDITION, -EACCES/-EPERM → PERMISSION_DENIED,
  * -ECANCELED → CANCELLED, -ENOSYS → UNIMPLEMENTED, -EMSGSIZE →
- * RESOURCE_EXHAUSTED, -ESHUTDOWN → UNAVAILABLE, anything else → INTERNAL. */
+ * RESOURCE_EXHAUSTED, -ESHUTDOWN/-ECONNREFUSED/-ECONNRESET → UNAVAILABLE,
+ * anything else → INTERNAL. */
 enum rpc_code rpc_code_from_errno(int neg_errno);
 /* Connect's spelling: "invalid_argument", "canceled", ... */
 const char *rpc_code_connect_name(enum rpc_code code);
