@@ -141,8 +141,9 @@ int exec_next_event(exec_conn *c, uint64_t deadline_ms, struct exec_event *ret);
 
 /* Sends stdin bytes (split into EXEC_STDIN_CHUNK_MAX frames). Blocks while
  * the guest does not read (the command does not read its stdin), or
- * another thread is sending, until |deadline_ms|. Returns 0, -ETIMEDOUT (some bytes may have been sent: the
- * stream is then out of sync, free the connection), -EPIPE, -ENOMEM. */
+ * another thread is sending, until |deadline_ms|. Returns 0, -ETIMEDOUT
+ * (part of the bytes may be sent: treat the stream as out of sync and free
+ * the connection), -EPIPE, -ENOMEM. */
 int exec_send_stdin(exec_conn *c, const void *data, size_t len, uint64_t deadline_ms);
 /* Sends |len| bytes of stdin (copied first) from a background thread, then
  * closes stdin when |close_after|; returns at once, so the caller can read
