@@ -135,10 +135,12 @@ static int exec_begin(struct exec_ctx *x, const Hostagent__V1__ExecRequest *req,
                 .timeout_ms = (uint64_t)req->timeout_seconds * 1000,
         };
         r = exec_start(x->conn, &spec, bounded_deadline(c, EXEC_CONNECT_TIMEOUT_MS), &err);
+        /* Request stdin goes out from a background thread: a command that
+         * writes while it reads (cat) would otherwise deadlock against us,
+         * since events are only read after this returns. */
         if (r == 0 && req->stdin.len)
-                r = exec_send_stdin(x->conn, req->stdin.data, req->stdin.len,
-                                    bounded_deadline(c, 60000));
-        if (r == 0 && close_stdin)
+                r = exec_feed_stdin(x->conn, req->stdin.data, req->stdin.len, close_stdin);
+        else if (r == 0 && close_stdin)
                 r = exec_close_stdin(x->conn, bounded_deadline(c, 5000));
         if (r < 0) {
                 rpc_call_finish_errno(c, r == -EPIPE ? -ESHUTDOWN : r,

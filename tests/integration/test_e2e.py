@@ -152,6 +152,9 @@ def test_exit_codes_signals_timeouts_and_env(sim, pb, box):
     assert r.stdout == b"1000\n"
     r = run(sim, pb, "cat", stdin=b"round trip\x00\xff")
     assert r.stdout == b"round trip\x00\xff"
+    big = bytes(range(256)) * 8192          # 2 MiB through cat: stdin and stdout at once
+    r = run(sim, pb, "cat", stdin=big, max_output_bytes=3 << 20)
+    assert r.stdout == big
     r = run(sim, pb, "sh", "-c", "head -c 3000000 /dev/zero", max_output_bytes=1000)
     assert r.truncated and len(r.stdout) == 1000 and r.exit_code == 0
 
