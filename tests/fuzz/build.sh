@@ -35,10 +35,15 @@ libs="$(pkg-config --libs libnghttp2 openssl zlib libprotobuf-c) -lpthread -lm"
 srcs=("$top"/src/core/*.c "$top"/src/rpc/*.c "$top"/src/exec/frame.c "$top"/tools/fcsim/http.c)
 gens=($(find "$top/gen" -name '*.c' | sort))
 
+# Any header change rebuilds everything: struct layouts (rpc_int.h) must
+# agree between objects, and a full rebuild takes a minute or two.
+newest_h=$(find "$top/src" "$top/gen" "$top/tools/fcsim" "$top/tests/fuzz/common" -name '*.h' \
+           -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+
 objs=()
 compile() { # $1 source, $2 flags
   local o="$out/obj/$(echo "${1#$top/}" | tr / _).o"
-  if [ ! -f "$o" ] || [ "$1" -nt "$o" ]; then
+  if [ ! -f "$o" ] || [ "$1" -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then
     # shellcheck disable=SC2086
     "$cc" $2 -fsanitize=fuzzer-no-link -c "$1" -o "$o"
   fi
