@@ -305,7 +305,7 @@ static int update(ha_metric *m, const char *const *values, double v, enum op op)
         if (!m || v != v)
                 return -EINVAL;
         bool ok = (op == OP_ADD && (m->type == HA_METRIC_GAUGE || (m->type == HA_METRIC_COUNTER && v >= 0))) ||
-                  (op == OP_SET && m->type == HA_METRIC_GAUGE) ||
+                  (op == OP_SET && m->type != HA_METRIC_HISTOGRAM) ||
                   (op == OP_OBSERVE && m->type == HA_METRIC_HISTOGRAM);
         if (!ok)
                 return -EINVAL;
@@ -316,7 +316,10 @@ static int update(ha_metric *m, const char *const *values, double v, enum op op)
                 if (op == OP_ADD) {
                         s->value += v;
                 } else if (op == OP_SET) {
-                        s->value = v;
+                        if (m->type == HA_METRIC_COUNTER && v < s->value)
+                                r = -EINVAL;    /* a counter never goes down */
+                        else
+                                s->value = v;
                 } else {
                         size_t i = 0;
                         while (i < m->nbuckets && v > m->buckets[i])

@@ -66,10 +66,11 @@ int ha_metrics_register(ha_metrics *r, const struct ha_metric_def *def, ha_metri
 
 /*
  * Updates the series for |values| (as many strings as the family has labels;
- * NULL when it has none). Counters: add |v| >= 0. Gauges: add (may be
+ * NULL when it has none). Counters: add |v| >= 0, or set to mirror a count
+ * kept elsewhere (never lower than the current value). Gauges: add (may be
  * negative) or set. Histograms: observe. Returns 0, -EINVAL (wrong kind,
- * negative counter step, NaN), -ENOSPC (series cap reached: dropped and
- * counted) or -ENOMEM.
+ * negative counter step, a counter set lower, NaN), -ENOSPC (series cap
+ * reached: dropped and counted) or -ENOMEM.
  */
 int ha_metric_add(ha_metric *m, const char *const *values, double v);
 int ha_metric_set(ha_metric *m, const char *const *values, double v);

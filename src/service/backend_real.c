@@ -653,6 +653,11 @@ int ha_backend_start(ha_backend *b)
         return net_pool_start(b->pool);
 }
 
+void ha_backend_pool_stats(ha_backend *b, struct net_pool_stats *ret)
+{
+        net_pool_stats_get(b->pool, ret);
+}
+
 void ha_backend_free(ha_backend *b)
 {
         if (!b)

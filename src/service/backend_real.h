@@ -21,6 +21,9 @@ const struct sbx_backend *ha_backend_table(ha_backend *b);
 void ha_backend_attach(ha_backend *b, sbx_mgr *m);
 /* Starts the slot pool's background refill (after recovery). */
 int ha_backend_start(ha_backend *b);
+struct net_pool_stats;
+/* The slot pool's counters (for metrics); a short lock, safe on a loop thread. */
+void ha_backend_pool_stats(ha_backend *b, struct net_pool_stats *ret);
 void ha_backend_free(ha_backend *b);
 
 #endif

@@ -26,6 +26,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/time.h"
+#include "net/pool.h"
+#include "service/backend_real.h"
 #include "service/daemon.h"
 #include "service/metrics_http.h"
 
@@ -38,7 +40,7 @@ enum fam {
         F_SANDBOXES, F_SBX_CAP, F_SLOTS_CAP, F_SLOTS_USED, F_SLOTS_FREE, F_VCPUS_CAP, F_VCPUS_RES,
         F_MEM_CAP, F_MEM_RES, F_WATCHERS, F_READY, F_CREATES, F_DESTROYS, F_EXPIRIES, F_FAILURES,
         F_EVENTS, F_EVENTS_LOST, F_CREATE_SECONDS, F_RSS, F_FDS, F_MAX_FDS, F_THREADS, F_START,
-        F_BUILD, NFAM
+        F_BUILD, F_POOL, F_POOL_BUILDS, F_POOL_BUILD_FAILS, F_POOL_SCRUBS, NFAM
 };
 
 static const struct ha_metric_def defs[NFAM] = {
@@ -89,6 +91,15 @@ static const struct ha_metric_def defs[NFAM] = {
                         { NULL }, NULL, 0 },
         [F_START] = { "hostagent_process_start_time_seconds", "Start time since the Unix epoch.",
                       HA_METRIC_GAUGE, { NULL }, NULL, 0 },
+        [F_POOL] = { "hostagent_net_pool_slots",
+                     "Network slots by pool state (ready: pre-built and waiting, the pool depth).",
+                     HA_METRIC_GAUGE, { "state" }, NULL, 0 },
+        [F_POOL_BUILDS] = { "hostagent_net_pool_builds_total", "Network slots built (namespace, links, rules).",
+                            HA_METRIC_COUNTER, { NULL }, NULL, 0 },
+        [F_POOL_BUILD_FAILS] = { "hostagent_net_pool_build_failures_total", "Network slot builds that failed.",
+                                 HA_METRIC_COUNTER, { NULL }, NULL, 0 },
+        [F_POOL_SCRUBS] = { "hostagent_net_pool_scrubs_total", "Network slots scrubbed for reuse.",
+                            HA_METRIC_COUNTER, { NULL }, NULL, 0 },
         [F_BUILD] = { "hostagent_build_info", "Constant 1, labelled with the version and the VMM runtime.",
                       HA_METRIC_GAUGE, { "version", "runtime" }, NULL, 0 },
 };
@@ -156,6 +167,19 @@ static void collect(void *ctx)
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
                 ha_metric_set(m->f[F_MAX_FDS], NULL, (double)rl.rlim_cur);
+        if (m->d->backend) {
+                struct net_pool_stats ps;
+                ha_backend_pool_stats(m->d->backend, &ps);
+                static const char *const pstates[] = { "ready", "free", "in_use", "dirty", "busy" };
+                const uint32_t pcounts[] = { ps.ready, ps.free, ps.in_use, ps.dirty, ps.busy };
+                for (size_t i = 0; i < 5; i++) {
+                        const char *v[] = { pstates[i] };
+                        ha_metric_set(m->f[F_POOL], v, pcounts[i]);
+                }
+                ha_metric_set(m->f[F_POOL_BUILDS], NULL, (double)ps.builds);
+                ha_metric_set(m->f[F_POOL_BUILD_FAILS], NULL, (double)ps.build_failures);
+                ha_metric_set(m->f[F_POOL_SCRUBS], NULL, (double)ps.scrubs);
+        }
         if (!m->d->mgr)
                 return;
         struct sbx_host_info hi;

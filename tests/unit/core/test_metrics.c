@@ -37,7 +37,8 @@ Test(metrics, counter_gauge_render)
         cr_assert_eq(ha_metric_add(c, v1, 2), 0);
         cr_assert_eq(ha_metric_add(c, v2, 1), 0);
         cr_assert_eq(ha_metric_add(c, v1, -1), -EINVAL, "counters only go up");
-        cr_assert_eq(ha_metric_set(c, v1, 1), -EINVAL, "counters cannot be set");
+        cr_assert_eq(ha_metric_set(c, v1, 1), -EINVAL, "a counter set never goes down");
+        cr_assert_eq(ha_metric_set(c, v2, 1), 0, "a counter may mirror a count kept elsewhere");
         cr_assert_eq(ha_metric_set(g, NULL, 2.5), 0);
         cr_assert_eq(ha_metric_add(g, NULL, -1), 0);
         double v;
