@@ -341,7 +341,9 @@ def slowloris(port, out, n=100):
 def idle_conns(port, out, n=IDLE_CONNS):
     """n valid HTTP/2 connections (preface + SETTINGS) that then do nothing,
     held until the deadline."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (n + 512, n + 512))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 512:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 512, max(hard, n + 512)))
     conns = []
     for _ in range(n):
         c = Raw(port)
@@ -539,7 +541,8 @@ def test_rapid_reset_costs_the_connection(flood_agent, client, pb):
     # The reset rate limit (1000 burst, 33/s) ends each connection, long
     # before the attacker's own cap of 200,000 streams; nghttp2 says
     # GOAWAY INTERNAL_ERROR (the attacker may see EPIPE before reading it).
-    assert r["conns"] >= 1 and r["closed"] == r["conns"] and r["goaways"] >= 1, r
+    assert r["conns"] >= 1 and r["closed"] == r["conns"], r
+    assert set(r["goaway_codes"]) <= {"2"}, r   # INTERNAL_ERROR
     assert r["streams"] < 5000 * r["conns"], r
 
 
@@ -548,7 +551,8 @@ def test_continuation_flood_costs_the_connection(flood_agent, client, pb):
     # Thrown out after a handful of CONTINUATIONs (max_continuations 8):
     # what the attacker counts is mostly what the kernel buffered before
     # the server's close reached it (its cap is 100,000 per connection).
-    assert r["closed"] == r["conns"] and r["goaways"] >= 1, r
+    assert r["closed"] == r["conns"], r
+    assert set(r["goaway_codes"]) <= {str(PROTOCOL_ERROR)}, r
     assert r["continuations"] < 5000 * r["conns"], r
 
 
