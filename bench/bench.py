@@ -264,6 +264,13 @@ def curl_check(url, transport, headers, body_path, check, work):
     return check(hdrs, body)
 
 
+def agent_version(exe):
+    """The daemon's own --version line: its build rev, which is what was
+    measured (the checkout's HEAD may have moved since the build)."""
+    p = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+    return p.stdout.strip().splitlines()[0] if p.stdout.strip() else "unknown"
+
+
 def machine():
     model = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -417,6 +424,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ha-bench-")
     servers = {}
     mach = machine()
+    mach["agent"] = agent_version(exes["hostagent"]) if os.path.exists(exes["hostagent"]) else "n/a"
     ncpu = os.cpu_count() or 1
     try:
         certs = os.path.join(work, "certs")
@@ -494,8 +502,8 @@ def main():
     mode = "smoke (1 × fixed count)" if a.smoke else "%d × %gs (+%gs warm-up) per row" % (a.runs, a.duration, a.warmup)
     print("Machine: %d CPUs, %s, %d MiB RAM, kernel %s; load average %s at start, %s at end" % (
         mach["nproc"], mach["cpu"], mach["mem_mib"], mach["kernel"], mach["loadavg_start"], mach["loadavg_end"]))
-    print("Tools: %s, grpc++ %s, hostagent %s, --workers %d; %s, h2load -t1" % (
-        mach["h2load"], mach["grpcxx"], mach["git"], ncpu, mode))
+    print("Tools: %s, grpc++ %s, %s (checkout %s), --workers %d; %s, h2load -t1" % (
+        mach["h2load"], mach["grpcxx"], mach["agent"], mach["git"], ncpu, mode))
     print()
     print(table(rows))
     cod = None
