@@ -469,6 +469,13 @@ void rpc_call_on_headers(struct rpc_call *c)
                 dispatch(c);
         return;
 out_respond:
+        /* Refused before any handler ran (unknown method, denied, bad
+         * request): counted too, under a bounded method label. */
+        pthread_mutex_lock(&c->lock);
+        enum rpc_code code = c->status;
+        pthread_mutex_unlock(&c->lock);
+        ha_metrics_rpc_observe(c->method ? c->method->path : "unknown", c->proto->name, rpc_code_name(code),
+                               (double)(ha_now_ns() - c->started_ns) / 1e9);
         rpc_call_on_ready(c);
 }
 

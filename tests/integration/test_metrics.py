@@ -269,3 +269,30 @@ def test_plain_listener_port_in_use_is_a_clear_error(certs, tmp_path):
         a = start_agent(certs, str(tmp_path / "a"), extra=["--metrics-listen", f"127.0.0.1:{port}"], wait=False)
         assert a.proc.wait(20) != 0
     assert f"--metrics-listen 127.0.0.1:{port}: Address already in use" in a.log()
+
+
+def test_refused_calls_are_counted_with_bounded_labels(certs, tmp_path, pb):
+    """Calls refused before a handler runs (denied by role, unknown method)
+    are counted; an unknown path never becomes a label value."""
+    roles = ["--role", "spiffe://hostagent.test/admin=admin", "--role", "spiffe://hostagent.test/reader=reader"]
+    a = start_agent(certs, str(tmp_path / "a"), extra=roles)
+    try:
+        stub = pb[1].HostAgentServiceStub(tls_channel(a, cert="reader"))
+        with pytest.raises(grpc.RpcError) as e:
+            stub.CreateSandbox(pb[0].CreateSandboxRequest(sandbox_id="nope", image="base"))
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        ch = tls_channel(a)
+        bogus = ch.unary_unary("/hostagent.v1.HostAgentService/NoSuchMethod-x1y2z3")
+        with pytest.raises(grpc.RpcError) as e:
+            bogus(b"")
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        rc, body, meta, err = curl_tls(a, cert="reader")
+        assert rc == 0 and meta[0] == "200", (meta, err)
+        fams = parse(body)
+        assert value(fams, "hostagent_rpc_calls", "hostagent_rpc_calls_total", method="CreateSandbox",
+                     protocol="grpc", code="PERMISSION_DENIED") == 1
+        assert value(fams, "hostagent_rpc_calls", "hostagent_rpc_calls_total", method="unknown",
+                     code="UNIMPLEMENTED") == 1
+        assert "x1y2z3" not in body
+    finally:
+        check_clean_exit(a)
