@@ -608,6 +608,9 @@ int ha_backend_new(const struct ha_config *cfg, ha_backend **ret, struct ha_err 
                 .kernel_path = kernel,
                 .run_dir = cfg->run_dir,
                 .jailer_bin = cfg->jailer_bin,
+                .jailer_uid = (uid_t)cfg->jailer_uid,
+                .jailer_gid = (gid_t)cfg->jailer_gid,
+                .chroot_base = cfg->chroot_base,
                 .watcher = b->watcher,
         };
         b->table = (struct sbx_backend){

@@ -34,6 +34,8 @@ struct ha_config {
         unsigned nroles;
         char *state_dir, *run_dir, *images_dir;
         char *firecracker_bin, *jailer_bin, *kernel;
+        unsigned jailer_uid, jailer_gid;
+        char *chroot_base;
         unsigned slots;
         unsigned pool;
         unsigned workers, max_workers;

@@ -308,6 +308,24 @@ def test_pause_freezes_the_guest(sim, pb, box):
     run(sim, pb, "sh", "-c", "kill $(pgrep -f 'while true') 2>/dev/null; true")
 
 
+def test_pause_with_snapshot_then_resume(sim, pb):
+    """PauseSandbox(snapshot=true): the VMM writes a snapshot and exits; Resume
+    restores it in the same slot. fcsim's snapshots keep the disk (not the
+    memory), which GetHostInfo says."""
+    P = pb[0]
+    assert sim.stub.GetHostInfo(P.GetHostInfoRequest()).snapshot_kind == "filesystem-only"
+    sb = sim.stub.CreateSandbox(P.CreateSandboxRequest(sandbox_id="snap", image="base"))
+    run(sim, pb, "sh", "-c", "echo on-disk > /root/kept; sync", sid="snap")
+    before = vmm_pids(sim.run_dir)
+    p = sim.stub.PauseSandbox(P.PauseSandboxRequest(sandbox_id="snap", snapshot=True))
+    assert p.state == P.SANDBOX_STATE_PAUSED and p.snapshotted
+    assert len(vmm_pids(sim.run_dir)) == len(before) - 1      # the VMM process is gone
+    r = sim.stub.ResumeSandbox(P.ResumeSandboxRequest(sandbox_id="snap"))
+    assert r.state == P.SANDBOX_STATE_RUNNING and not r.snapshotted and r.slot == sb.slot and r.ip == sb.ip
+    assert run(sim, pb, "cat", "/root/kept", sid="snap").stdout == b"on-disk\n"
+    sim.stub.DestroySandbox(P.DestroySandboxRequest(sandbox_id="snap"))
+
+
 def test_vmm_killed_marks_sandbox_failed(sim, pb):
     P = pb[0]
     sim.stub.CreateSandbox(P.CreateSandboxRequest(sandbox_id="victim", image="base"))
