@@ -94,6 +94,7 @@ static int start_manager(struct ha_daemon *d, const struct ha_daemon_hooks *hook
                         return r;
                 table = ha_backend_table(d->backend);
         }
+        table = svc_metrics_wrap_backend(d->metrics, table);    /* create-phase timings */
         struct sbx_config sc;
         sbx_config_init(&sc);
         sc.state_dir = d->cfg.state_dir;

@@ -34,13 +34,14 @@
 /* Create -> running is tracked for this many creates in flight at most. */
 #define PENDING_MAX 256
 
+static const double phase_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 static const double create_buckets[] = { 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120 };
 
 enum fam {
         F_SANDBOXES, F_SBX_CAP, F_SLOTS_CAP, F_SLOTS_USED, F_SLOTS_FREE, F_VCPUS_CAP, F_VCPUS_RES,
         F_MEM_CAP, F_MEM_RES, F_WATCHERS, F_READY, F_CREATES, F_DESTROYS, F_EXPIRIES, F_FAILURES,
         F_EVENTS, F_EVENTS_LOST, F_CREATE_SECONDS, F_RSS, F_FDS, F_MAX_FDS, F_THREADS, F_START,
-        F_BUILD, F_POOL, F_POOL_BUILDS, F_POOL_BUILD_FAILS, F_POOL_SCRUBS, NFAM
+        F_BUILD, F_PHASE, F_PHASE_FAILS, F_POOL, F_POOL_BUILDS, F_POOL_BUILD_FAILS, F_POOL_SCRUBS, NFAM
 };
 
 static const struct ha_metric_def defs[NFAM] = {
@@ -91,6 +92,13 @@ static const struct ha_metric_def defs[NFAM] = {
                         { NULL }, NULL, 0 },
         [F_START] = { "hostagent_process_start_time_seconds", "Start time since the Unix epoch.",
                       HA_METRIC_GAUGE, { NULL }, NULL, 0 },
+        [F_PHASE] = { "hostagent_sandbox_create_phase_seconds",
+                      "Duration of each successful create phase (net, rootfs, vmm_start, vmm_configure, "
+                      "vmm_boot, guest_ready).",
+                      HA_METRIC_HISTOGRAM, { "phase" }, phase_buckets,
+                      sizeof phase_buckets / sizeof phase_buckets[0] },
+        [F_PHASE_FAILS] = { "hostagent_sandbox_create_phase_failures_total", "Create phases that failed.",
+                            HA_METRIC_COUNTER, { "phase" }, NULL, 0 },
         [F_POOL] = { "hostagent_net_pool_slots",
                      "Network slots by pool state (ready: pre-built and waiting, the pool depth).",
                      HA_METRIC_GAUGE, { "state" }, NULL, 0 },
@@ -289,6 +297,89 @@ static void *events_main(void *arg)
         }
         sbx_watch_free(w);
         return NULL;
+}
+
+/* --- create phases --------------------------------------------------------- */
+
+/* The wrapped backend's original hooks. One per process: the table keeps the
+ * backend's own ctx (every hook shares it), so the wrappers find the
+ * originals here. Written once before the manager starts, then read-only. */
+static struct {
+        struct sbx_backend orig, wrapped;
+        ha_metric *seconds, *failures;
+} phases;
+
+static int phase_done(const char *phase, uint64_t t0, int r)
+{
+        const char *v[] = { phase };
+        if (r < 0)
+                ha_metric_add(phases.failures, v, 1);
+        else
+                ha_metric_observe(phases.seconds, v, (double)(ha_now_ns() - t0) / 1e9);
+        return r;
+}
+
+static int timed_net_acquire(void *ctx, const char *id, const struct sbx_egress *egress,
+                             struct sbx_net_lease *ret_lease, struct ha_err *err)
+{
+        uint64_t t0 = ha_now_ns();
+        return phase_done("net", t0, phases.orig.net_acquire(ctx, id, egress, ret_lease, err));
+}
+
+static int timed_rootfs_clone(void *ctx, const char *id, const char *image, char *ret_path, struct ha_err *err)
+{
+        uint64_t t0 = ha_now_ns();
+        return phase_done("rootfs", t0, phases.orig.rootfs_clone(ctx, id, image, ret_path, err));
+}
+
+static int timed_vmm_start(void *ctx, const char *id, const struct sbx_net_lease *net, struct sbx_vmm *ret_vmm,
+                           struct ha_err *err)
+{
+        uint64_t t0 = ha_now_ns();
+        return phase_done("vmm_start", t0, phases.orig.vmm_start(ctx, id, net, ret_vmm, err));
+}
+
+static int timed_vmm_configure(void *ctx, struct sbx_vmm *vmm, const struct sbx_vm_config *cfg, struct ha_err *err)
+{
+        uint64_t t0 = ha_now_ns();
+        return phase_done("vmm_configure", t0, phases.orig.vmm_configure(ctx, vmm, cfg, err));
+}
+
+static int timed_vmm_boot(void *ctx, struct sbx_vmm *vmm, struct ha_err *err)
+{
+        uint64_t t0 = ha_now_ns();
+        return phase_done("vmm_boot", t0, phases.orig.vmm_boot(ctx, vmm, err));
+}
+
+static int timed_vmm_wait_ready(void *ctx, struct sbx_vmm *vmm, uint64_t deadline_ms,
+                                const struct sbx_cancel *cancel, struct ha_err *err)
+{
+        uint64_t t0 = ha_now_ns();
+        return phase_done("guest_ready", t0, phases.orig.vmm_wait_ready(ctx, vmm, deadline_ms, cancel, err));
+}
+
+const struct sbx_backend *svc_metrics_wrap_backend(struct svc_metrics *m, const struct sbx_backend *in)
+{
+        if (!m || !in || phases.seconds)
+                return in;
+        phases.orig = *in;
+        phases.wrapped = *in;
+        phases.seconds = m->f[F_PHASE];
+        phases.failures = m->f[F_PHASE_FAILS];
+        /* Only hooks the backend has: an absent optional hook stays absent. */
+        if (in->net_acquire)
+                phases.wrapped.net_acquire = timed_net_acquire;
+        if (in->rootfs_clone)
+                phases.wrapped.rootfs_clone = timed_rootfs_clone;
+        if (in->vmm_start)
+                phases.wrapped.vmm_start = timed_vmm_start;
+        if (in->vmm_configure)
+                phases.wrapped.vmm_configure = timed_vmm_configure;
+        if (in->vmm_boot)
+                phases.wrapped.vmm_boot = timed_vmm_boot;
+        if (in->vmm_wait_ready)
+                phases.wrapped.vmm_wait_ready = timed_vmm_wait_ready;
+        return &phases.wrapped;
 }
 
 /* --- GET /metrics ---------------------------------------------------------- */

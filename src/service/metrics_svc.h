@@ -24,6 +24,14 @@ struct svc_metrics *svc_metrics_new(struct ha_daemon *d);
  * or -errno with |err| naming the address (bind failure, not loopback
  * without --insecure). */
 int svc_metrics_start(struct svc_metrics *m, struct ha_err *err);
+struct sbx_backend;
+/* Returns a copy of |in| whose create phases (net_acquire, rootfs_clone,
+ * vmm_start, vmm_configure, vmm_boot, vmm_wait_ready) also time themselves
+ * into hostagent_sandbox_create_phase_seconds{phase} (and count failures).
+ * Call once, before the manager starts; the copy lives as long as the
+ * process (one manager per process). |in| must outlive it. NULL m or in:
+ * returns |in| unchanged. */
+const struct sbx_backend *svc_metrics_wrap_backend(struct svc_metrics *m, const struct sbx_backend *in);
 /* The bound --metrics-listen port, or 0. */
 int svc_metrics_port(const struct svc_metrics *m);
 /* Stops the threads and removes the collector. Before d->mgr is freed.

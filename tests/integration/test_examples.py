@@ -188,5 +188,6 @@ def test_exec_metrics_moved(sim):
     assert samples[("hostagent_exec_streams", ())] == 0
     assert samples[("hostagent_exec_output_bytes_total", (("stream", "stdout"),))] >= len("first\nsecond\n") * 2
     assert samples[("hostagent_net_pool_slots", (("state", "in_use"),))] == 0
+    assert samples[("hostagent_sandbox_create_phase_seconds_count", (("phase", "vmm_boot"),))] >= 4
     assert samples[("hostagent_net_pool_builds_total", ())] >= 1, "the pool built slots"
     assert [v for (n, l), v in samples.items() if n == "hostagent_build_info" and ("runtime", "simulator") in l] == [1]

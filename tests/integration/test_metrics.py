@@ -185,6 +185,9 @@ def test_sandbox_lifecycle_counters(magent, pb):
     c = "hostagent_sandbox_create_duration_seconds"
     assert value(after, c, c + "_count") == value(before, c, c + "_count") + 1
     assert value(after, "hostagent_sandbox_events", "hostagent_sandbox_events_total", kind="running") >= 1
+    p = "hostagent_sandbox_create_phase_seconds"
+    for phase in ("net", "rootfs", "vmm_start", "vmm_configure", "vmm_boot", "guest_ready"):
+        assert value(after, p, p + "_count", phase=phase) == (value(before, p, p + "_count", phase=phase) or 0) + 1, phase
     assert value(after, "hostagent_sandboxes", state="running") == value(before, "hostagent_sandboxes",
                                                                           state="running")
 
