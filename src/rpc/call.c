@@ -357,7 +357,8 @@ static void dispatch(struct rpc_call *c)
         }
         rpc_call_ref(c);
         c->job.run = job_run;
-        int r = ha_workq_push(c->srv->workq, &c->job);
+        ha_workq *q = c->method->kind == RPC_UNARY ? c->srv->workq : c->srv->workq_streams;
+        int r = ha_workq_push(q, &c->job);
         if (r < 0) {
                 rpc_call_unref(c);
                 rpc_call_finish(c, r == -EAGAIN ? RPC_RESOURCE_EXHAUSTED : RPC_UNAVAILABLE,

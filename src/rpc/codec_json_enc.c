@@ -245,6 +245,27 @@ static int put_map_key(struct enc *e, const ProtobufCFieldDescriptor *f, const v
         }
 }
 
+/* Whether two map keys (same field) are equal. */
+static bool map_key_eq(const ProtobufCFieldDescriptor *f, const void *a, const void *b)
+{
+        switch (f->type) {
+        case PROTOBUF_C_TYPE_STRING: {
+                const char *x = *(char *const *)a, *y = *(char *const *)b;
+                return strcmp(x ? x : "", y ? y : "") == 0;
+        }
+        case PROTOBUF_C_TYPE_BOOL:
+                return !*(const protobuf_c_boolean *)a == !*(const protobuf_c_boolean *)b;
+        case PROTOBUF_C_TYPE_INT64:
+        case PROTOBUF_C_TYPE_SINT64:
+        case PROTOBUF_C_TYPE_SFIXED64:
+        case PROTOBUF_C_TYPE_UINT64:
+        case PROTOBUF_C_TYPE_FIXED64:
+                return *(const uint64_t *)a == *(const uint64_t *)b;
+        default:
+                return *(const uint32_t *)a == *(const uint32_t *)b;
+        }
+}
+
 static int put_map(struct enc *e, const ProtobufCFieldDescriptor *f, size_t n,
                    ProtobufCMessage *const *entries)
 {
@@ -257,12 +278,22 @@ static int put_map(struct enc *e, const ProtobufCFieldDescriptor *f, size_t n,
                 return -EINVAL;
         if ((r = putc1(e, '{')) < 0)
                 return r;
+        bool first = true;
         for (size_t i = 0; i < n; i++) {
                 const ProtobufCMessage *en = entries[i];
-                if (i && (r = putc1(e, ',')) < 0)
-                        return r;
                 if (!en)
                         return -EINVAL;
+                /* The wire format lets a key repeat (the last one wins);
+                 * JSON objects must not: keep only the last entry per key. */
+                bool later = false;
+                for (size_t j = i + 1; j < n && !later; j++)
+                        later = entries[j] && map_key_eq(kf, CJ_MEMBER(en, kf->offset),
+                                                         CJ_MEMBER(entries[j], kf->offset));
+                if (later)
+                        continue;
+                if (!first && (r = putc1(e, ',')) < 0)
+                        return r;
+                first = false;
                 if ((r = put_map_key(e, kf, CJ_MEMBER(en, kf->offset))) < 0 ||
                     (r = putc1(e, ':')) < 0 ||
                     (r = put_value(e, vf, CJ_MEMBER(en, vf->offset))) < 0)

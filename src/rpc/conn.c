@@ -515,6 +515,9 @@ void rpc_conn_on_io(struct rpc_conn *c, uint32_t events)
                         }
                         if (c->wbuf.len >= CONN_WBUF_HIGH)
                                 break;
+                        /* GOAWAY decided (a flood): stop parsing the peer. */
+                        if (!nghttp2_session_want_read(c->h2))
+                                break;
                 }
                 rpc_conn_mark_dirty(c);
         }

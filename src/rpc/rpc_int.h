@@ -205,7 +205,10 @@ struct rpc_server {
         size_t nlisteners;
         SSL_CTX *ssl_ctx;                   /* loop thread only (swapped on reload) */
         pthread_mutex_t tls_lock;           /* guards ssl_ctx swap vs reload */
-        ha_workq *workq;
+        ha_workq *workq;                    /* unary handlers */
+        ha_workq *workq_streams;            /* streaming handlers (they hold a thread for the
+                                               stream's life: kept apart so idle streams can
+                                               never starve unary calls) */
         const struct rpc_method **methods;  /* immutable after run */
         size_t nmethods, methods_cap;
         struct rpc_conn *conns;             /* loop thread only */

@@ -417,7 +417,9 @@ rpc_server *rpc_server_new(const struct rpc_server_config *cfg, struct ha_err *e
         unsigned workers = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
         unsigned maxw = cfg->max_workers ? cfg->max_workers : 256;
         s->workq = ha_workq_new(workers, maxw, s->cfg.limits.max_pending_calls);
-        if (!s->workq) {
+        if (s->workq)
+                s->workq_streams = ha_workq_new(1, maxw, s->cfg.limits.max_pending_calls);
+        if (!s->workq || !s->workq_streams) {
                 ha_err_set(err, -errno, "cannot start %u worker threads: %s", workers, strerror(errno));
                 goto out_free;
         }
@@ -576,6 +578,7 @@ void rpc_server_free(rpc_server *s)
         if (!s)
                 return;
         ha_workq_free(s->workq);        /* waits for running handlers */
+        ha_workq_free(s->workq_streams);
         drain_ready(s);
         for (size_t i = 0; i < s->nlisteners; i++)
                 if (s->listeners[i].fd >= 0)

@@ -628,15 +628,13 @@ def test_idle_connections(flood_agent, client, pb):
     assert r["alive_at_end"] == IDLE_CONNS, r
 
 
-@pytest.mark.xfail(strict=True, reason="known issue (docs/FUZZING.md): streaming handlers pin a worker "
-                   "each; 3 connections x 100 idle Bidi streams take all 256 workers")
 def test_idle_streams_on_few_connections_do_not_starve_other_calls(flood_agent, client, pb):
     """Every open client-streaming/bidi stream holds a worker thread while
     its handler waits for input; max-workers (256) is global while the
     stream limit (100) is per connection. Three connections, 300 HEADERS
     frames, no data: every other call on the agent waits for a worker
-    until its deadline. Strict xfail: when fixed, this starts passing and
-    the mark must go."""
+    until its deadline — unless streaming handlers run on a pool of their own
+    (rpc/server.c: workq_streams), which they now do."""
     conns = []
     try:
         for _ in range(3):
