@@ -3,6 +3,8 @@
  */
 #include "vm/proc.h"
 
+#include "core/proc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,58 +25,15 @@
 /* How much of a log file's end vm_log_tail() reads. */
 #define TAIL_BYTES 4096
 
-/* Reads /proc/<pid>/stat; fills state and starttime. */
-static int read_stat(pid_t pid, char *ret_state, uint64_t *ret_starttime)
-{
-        char path[64], buf[1024];
-        snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        int e = errno;
-        close(fd);
-        if (n < 0)
-                return e == ESRCH ? -ESRCH : -e;
-        buf[n] = '\0';
-        /* comm (field 2) may hold spaces and ')': fields restart after the
-         * last ')'. Then field 3 is the state and 22 the start time. */
-        char *p = strrchr(buf, ')');
-        if (!p || p[1] != ' ')
-                return -EIO;
-        p += 2;
-        char state = *p;
-        for (int field = 3; field < 22; field++) {
-                p = strchr(p, ' ');
-                if (!p)
-                        return -EIO;
-                p++;
-        }
-        char *end;
-        errno = 0;
-        unsigned long long st = strtoull(p, &end, 10);
-        if (errno || end == p)
-                return -EIO;
-        if (ret_state)
-                *ret_state = state;
-        *ret_starttime = st;
-        return 0;
-}
-
+/* Process identity is core/proc.c's, shared with the sandbox manager. */
 int vm_proc_starttime(pid_t pid, uint64_t *ret_starttime)
 {
-        if (pid <= 0)
-                return -ESRCH;
-        return read_stat(pid, NULL, ret_starttime);
+        return ha_proc_start_time((int)pid, ret_starttime);
 }
 
 bool vm_process_alive(pid_t pid, uint64_t starttime)
 {
-        char state;
-        uint64_t st;
-        if (pid <= 0 || read_stat(pid, &state, &st) < 0)
-                return false;
-        return st == starttime && state != 'Z' && state != 'X';
+        return ha_proc_alive((int)pid, starttime);
 }
 
 int vm_proc_open(pid_t pid, uint64_t starttime)
