@@ -170,10 +170,18 @@ static int on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 {
         /* Trailers went out before the client half-closed: tell it we are
-         * done reading (gRPC servers do this; nghttp2 does not). */
+         * done reading (gRPC servers do this; nghttp2 does not). Plain HTTP
+         * answers (415, 405: no protocol matched) are left to end normally:
+         * HTTP clients such as curl 7.88 treat a reset during their upload
+         * as an error even with NO_ERROR; their remaining body is read and
+         * dropped. */
+        struct rpc_conn *c = ud;
         if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-            nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0)
-                nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+            nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0) {
+                struct rpc_call *call = stream_call(c, f->hd.stream_id);
+                if (!call || call->proto)
+                        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+        }
         return 0;
 }
 

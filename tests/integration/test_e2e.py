@@ -346,9 +346,13 @@ def test_create_whose_client_goes_away_keeps_or_rolls_back(sim, pb):
     """The regression this project exists for: a request that ends must not
     kill a VM it already started."""
     P = pb[0]
-    for i, t in enumerate((0.02, 0.05, 0.08, 0.12)):
-        with pytest.raises(grpc.RpcError):
+    for i, t in enumerate((0.005, 0.02, 0.05, 0.1)):
+        # The deadline may cut the create at any step, or (on a quiet
+        # machine) come after it finished: either way is fine below.
+        try:
             sim.stub.CreateSandbox(P.CreateSandboxRequest(sandbox_id=f"gone{i}", image="base"), timeout=t)
+        except grpc.RpcError as e:
+            assert e.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED), e
     ch = tls_channel(sim.agent)
     s2 = pb[1].HostAgentServiceStub(ch)
     fut = s2.CreateSandbox.future(P.CreateSandboxRequest(sandbox_id="gone-disc", image="base"))
