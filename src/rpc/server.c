@@ -182,12 +182,19 @@ static int listen_on(const char *spec, int *ret_port, struct ha_err *err)
                 struct stat st;
                 if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
                         unlink(path);   /* stale socket from an earlier run */
-                if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0 || listen(fd, 512) < 0) {
+                /* Owner-only before listen(): until then a connect() is refused, so no
+                 * other local user can slip in while the mode is still the umask's. */
+                if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0) {
                         int r = -errno;
                         close(fd);
                         return ha_err_set(err, r, "cannot listen on %s: %s", spec, strerror(-r));
                 }
-                chmod(path, 0600);
+                if (chmod(path, 0600) < 0 || listen(fd, 512) < 0) {
+                        int r = -errno;
+                        close(fd);
+                        unlink(path);   /* ours: bind() made it */
+                        return ha_err_set(err, r, "cannot listen on %s: %s", spec, strerror(-r));
+                }
                 *ret_port = 0;
                 return fd;
         }

@@ -250,6 +250,8 @@ def test_connect_version_required_when_configured_and_h2c_on_unix_socket(certs, 
     agent = start_agent(certs, str(tmp_path / "a"), h2c=False,
                         extra=["--connect-require-version", "--h2c-listen", "unix:" + sock])
     try:
+        import stat
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600   # owner only, set before listen()
         s = socket_unix(sock)
         c = h2raw.Conn.__new__(h2raw.Conn)
         import h2.config, h2.connection
