@@ -1,11 +1,14 @@
 #!/bin/sh
-# bench/run.sh: the one command behind docs/BENCHMARKS.md. Runs hostagent,
-# hostagent-testd and the reference gRPC C++ server (bench/ref_grpc_server)
-# side by side under h2load and prints a markdown table; see bench/bench.py
-# for what each row measures and how answers are checked.
-#   bench/run.sh [--build DIR] [--runs N] [--duration S] [--smoke] [--json FILE]
+# bench/run.sh: the one command behind docs/BENCHMARKS.md (driver:
+# bench/suite.py). Runs the RPC part (bench/bench.py: hostagent against the
+# reference gRPC C++ server under h2load) and the exec and lifecycle parts
+# (bench/sandbox.py: the agent with the fcsim simulator, as root), each next
+# to its reference in the same run, and writes docs/BENCHMARKS.md from
+# bench/BENCHMARKS.md.in.
+#   bench/run.sh [--build DIR] [--runs N] [--duration S] [--creates N]
+#                [--fs host,xfs] [--only rpc,exec,lifecycle] [--smoke]
+#                [--json FILE] [--from-json FILE] [--out FILE]
 # The build dir (default: build/, or $HA_BUILD_DIR) must hold hostagent,
-# tests/testd/hostagent-testd and bench/ref_grpc_server (reference rows are
-# skipped when it is missing) and, for the JSON codec row,
-# tests/unit/rpc/unit_rpc_test_codec_json.
-exec /usr/bin/python3 "$(dirname "$0")/bench.py" "$@"
+# tests/testd/hostagent-testd, tools/fcsim/fcsim, guest/hostagent-guest and
+# bench/ref_grpc_server (reference rows are skipped when it is missing).
+exec /usr/bin/python3 "$(dirname "$0")/suite.py" "$@"
