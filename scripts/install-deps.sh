@@ -9,6 +9,7 @@ pkgs=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev git
   libnghttp2-dev libssl-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libprotobuf-dev  # google/protobuf/*.proto for scripts/gen-proto.sh (only recommended by protoc)
   libsqlite3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libnftables-dev libcap-dev
   libcriterion-dev libcjson-dev
   # run: namespaces, NAT, images

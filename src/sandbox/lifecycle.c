@@ -387,7 +387,8 @@ int sbx_mgr_create(sbx_mgr *m, const struct sbx_spec *in, const struct sbx_cance
 
         r = publish(m, s, SBX_EVENT_CREATED, "created", NULL);
         if (r < 0) {
-                ha_err_set(&e, r, "cannot persist sandbox %s: state store write failed", s->id);
+                ha_err_set(&e, r, "cannot persist sandbox %s: state store write failed: %s", s->id,
+                           strerror(-r));
                 goto out_rollback;
         }
 

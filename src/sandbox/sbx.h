@@ -37,8 +37,11 @@
  *   -ECANCELED  CANCELLED: the caller's cancel check fired; for create it
  *               means the sandbox was rolled back completely
  *   -ESHUTDOWN  UNAVAILABLE: the manager is recovering or draining
- *   anything else (backend failures: -EIO, -ENOSPC, ...) INTERNAL, with the
- *               backend's message.
+ *   -ENOSPC     RESOURCE_EXHAUSTED: a disk is full (a clone, the store)
+ *   -ETIMEDOUT  DEADLINE_EXCEEDED: the VMM or the guest did not answer in
+ *               time (the message names the request)
+ *   anything else (backend failures: -EIO, -EADDRINUSE, ...) INTERNAL, with
+ *               the backend's message.
  */
 #ifndef HA_SBX_H
 #define HA_SBX_H

@@ -152,9 +152,21 @@ static const char *const put_sql =
         " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,"
         " ?27, ?28, ?29)";
 
+/* A full disk (or quota) is -ENOSPC, RESOURCE_EXHAUSTED for a client: the
+ * operator can act on it, unlike a corrupt database (-EIO, INTERNAL). */
+static int db_errno(sqlite3 *db)
+{
+        if (!db)
+                return -EIO;
+        int sys = sqlite3_system_errno(db);
+        if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT)
+                return -ENOSPC;
+        return -EIO;
+}
+
 static int db_err(struct sbx_store *st, struct ha_err *err, const char *what)
 {
-        return ha_err_set(err, -EIO, "state store %s: %s: %s", st->path, what,
+        return ha_err_set(err, db_errno(st->db), "state store %s: %s: %s", st->path, what,
                           st->db ? sqlite3_errmsg(st->db) : "not open");
 }
 
