@@ -64,6 +64,7 @@ static const struct opt opts[] = {
         { "max-vcpus", O_UINT, F(max_vcpus), "8", "vCPUs per sandbox at most" },
         { "max-memory-mib", O_UINT, F(max_memory_mib), "8192", "memory per sandbox at most (MiB)" },
         { "overcommit", O_DOUBLE, F(overcommit), "16", "vCPU overcommit ratio (vCPU budget = CPUs x ratio)" },
+        { "memory-overcommit", O_DOUBLE, F(memory_overcommit), "1", "memory overcommit ratio (memory budget = host memory x ratio)" },
         { "net-prefix", O_STR, F(net_prefix), "ha", "prefix of namespaces, links and nft tables" },
         { "net-sandbox-range", O_STR, F(net_sandbox_range), "10.11.0.0/16", "host-reachable sandbox addresses (IPv4 CIDR)" },
         { "net-veth-range", O_STR, F(net_veth_range), "10.12.0.0/16", "host <-> namespace veth pairs (IPv4 CIDR)" },

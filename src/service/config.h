@@ -52,6 +52,7 @@ struct ha_config {
         unsigned default_ttl_s, max_ttl_s, paused_ttl_s;
         unsigned max_vcpus, max_memory_mib;
         double overcommit;
+        double memory_overcommit;     /* guests rarely touch all their memory */
         char *net_prefix;
         char *net_sandbox_range, *net_veth_range;
         char *config_file;

@@ -101,6 +101,7 @@ static int start_manager(struct ha_daemon *d, const struct ha_daemon_hooks *hook
         sc.max_sandboxes = d->cfg.slots;
         sc.slots = d->cfg.slots;
         sc.cpu_overcommit = d->cfg.overcommit;
+        sc.mem_overcommit = d->cfg.memory_overcommit;
         sc.max_vcpus = d->cfg.max_vcpus;
         sc.max_memory_mib = d->cfg.max_memory_mib;
         sc.default_ttl_s = d->cfg.default_ttl_s;
