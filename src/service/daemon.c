@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -148,11 +149,24 @@ static const char *none_if_empty(const char *s)
         return s && *s && strcmp(s, "none") != 0 ? s : NULL;
 }
 
+/* Process-wide settings for holding many sandboxes, before any thread:
+ * - the soft descriptor limit at the hard one: every VM holds descriptors
+ *   (above 1023: vm/proc.h), and the default soft limit is 1024. */
+static void process_setup(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
 int ha_daemon_main(int argc, char **argv, const struct ha_daemon_hooks *hooks)
 {
         struct ha_daemon d = { .sigfd = -1 };
         struct ha_err err = { "" };
         int status = 1;
+        process_setup();
         ha_config_init(&d.cfg);
         int r = ha_config_parse(&d.cfg, argc, argv, &err);
         if (r == 1) {

@@ -422,7 +422,7 @@ int vm_launch_spawn(const struct vm_launch *l, struct vm_proc *ret, struct ha_er
                 goto out_close;
         }
         ret->pid = pid;
-        ret->pidfd = pidfd;
+        ret->pidfd = vm_fd_high(pidfd);
         ret->starttime = starttime;
         r = 0;
 

@@ -36,6 +36,17 @@ bool vm_process_alive(pid_t pid, uint64_t starttime)
         return ha_proc_alive((int)pid, starttime);
 }
 
+int vm_fd_high(int fd)
+{
+        if (fd < 0 || fd >= VM_FD_FLOOR)
+                return fd;
+        int n = fcntl(fd, F_DUPFD_CLOEXEC, VM_FD_FLOOR);
+        if (n < 0)
+                return fd;
+        close(fd);
+        return n;
+}
+
 int vm_proc_open(pid_t pid, uint64_t starttime)
 {
         if (pid <= 0)
@@ -50,7 +61,7 @@ int vm_proc_open(pid_t pid, uint64_t starttime)
                 close(fd);
                 return -ESRCH;
         }
-        return fd;
+        return vm_fd_high(fd);
 }
 
 bool vm_proc_wait(int pidfd, unsigned timeout_ms)

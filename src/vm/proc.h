@@ -24,6 +24,16 @@ struct vm_exit {
         int signal;     /* killing signal, else 0 */
 };
 
+/* Descriptors a VM keeps for its lifetime (pidfds) are moved to numbers
+ * >= VM_FD_FLOOR, so that a thousand VMs leave the numbers below
+ * FD_SETSIZE to code that select()s (libnftables, some libraries). */
+#define VM_FD_FLOOR 1024
+
+/* Moves |fd| to the lowest free number >= VM_FD_FLOOR (close-on-exec) and
+ * returns it; returns |fd| unchanged when that fails (RLIMIT_NOFILE too
+ * low) or |fd| < 0. */
+int vm_fd_high(int fd);
+
 /* Reads field 22 of /proc/<pid>/stat. Returns 0, -ESRCH (no such process),
  * -EIO (unparsable). */
 int vm_proc_starttime(pid_t pid, uint64_t *ret_starttime);

@@ -9,6 +9,8 @@
  */
 #include "vm/watcher.h"
 
+#include "vm/proc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -163,7 +165,9 @@ int vm_watcher_add(vm_watcher *w, int pidfd, void (*fire)(void *arg), void *arg,
         struct watch *e = calloc(1, sizeof *e);
         if (!e)
                 return -ENOMEM;
-        e->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+        e->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, VM_FD_FLOOR);
+        if (e->pidfd < 0 && errno == EINVAL)    /* RLIMIT_NOFILE <= VM_FD_FLOOR */
+                e->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
         if (e->pidfd < 0) {
                 int r = -errno;
                 free(e);
