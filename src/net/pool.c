@@ -57,6 +57,41 @@ static uint32_t dirty_pop(net_pool *p)
         return s;
 }
 
+static uint64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Takes a slot whose build just failed (nothing of it is left) back: to the
+ * free stack, or out of rotation when the failure is the slot's own. */
+static void settle_failed_build(net_pool *p, uint32_t s, int r)
+{
+        if (r != -EADDRINUSE && r != -EEXIST) {
+                net_pool_free_push(p, s);
+                return;
+        }
+        p->state[s] = SLOT_QUARANTINED;
+        p->quarantine_until[s] = mono_ms() + QUARANTINE_MS;
+        p->n_quarantined++;
+        ha_log_warn("net.slot.quarantined", "slot=%u errno=%d for_ms=%d", s, -r, QUARANTINE_MS);
+}
+
+/* Returns slots whose quarantine is over to the free stack. */
+static void quarantine_expire(net_pool *p)
+{
+        if (p->n_quarantined == 0)
+                return;
+        uint64_t now = mono_ms();
+        for (uint32_t s = 1; s <= p->cfg.slots; s++) {
+                if (p->state[s] == SLOT_QUARANTINED && p->quarantine_until[s] <= now) {
+                        p->n_quarantined--;
+                        net_pool_free_push(p, s);
+                }
+        }
+}
+
 /* Puts every FREE slot on the free stack, lowest number on top. */
 void net_pool_free_stack_rebuild(net_pool *p)
 {
@@ -104,7 +139,9 @@ int net_pool_new(const struct net_pool_config *cfg, net_pool **ret_pool,
         p->free_stk = calloc(n, sizeof *p->free_stk);
         p->ready_stk = calloc(n, sizeof *p->ready_stk);
         p->dirty_ring = calloc(n, sizeof *p->dirty_ring);
-        if (!p->state || !p->egress_set || !p->free_stk || !p->ready_stk || !p->dirty_ring) {
+        p->quarantine_until = calloc(n + 1, sizeof *p->quarantine_until);
+        if (!p->state || !p->egress_set || !p->free_stk || !p->ready_stk || !p->dirty_ring ||
+            !p->quarantine_until) {
                 r = ha_err_set(err, -ENOMEM, "out of memory");
                 goto out_free;
         }
@@ -125,6 +162,7 @@ int net_pool_new(const struct net_pool_config *cfg, net_pool **ret_pool,
         return 0;
 
 out_free:
+        free(p->quarantine_until);
         free(p->dirty_ring);
         free(p->ready_stk);
         free(p->free_stk);
@@ -205,6 +243,7 @@ static void *refill_main(void *arg)
 
         pthread_mutex_lock(&p->lock);
         while (!p->stop) {
+                quarantine_expire(p);
                 if (p->n_dirty > 0) {
                         bool reset;
                         s = dirty_pop(p);
@@ -238,8 +277,8 @@ static void *refill_main(void *arg)
                                 continue;
                         }
                         p->st.build_failures++;
-                        net_pool_free_push(p, s);
                         log_failure("net.slot.build_failed", s, r, &e);
+                        settle_failed_build(p, s, r);
                         pthread_cond_broadcast(&p->idle);
                         deadline_in(&ts, REFILL_BACKOFF_MS);
                         while (!p->stop &&
@@ -248,7 +287,13 @@ static void *refill_main(void *arg)
                         continue;
                 }
                 pthread_cond_broadcast(&p->idle);
-                pthread_cond_wait(&p->work, &p->lock);
+                if (p->n_quarantined > 0) {
+                        /* Look again when quarantines may have ended. */
+                        deadline_in(&ts, REFILL_BACKOFF_MS);
+                        pthread_cond_timedwait(&p->work, &p->lock, &ts);
+                } else {
+                        pthread_cond_wait(&p->work, &p->lock);
+                }
         }
         pthread_mutex_unlock(&p->lock);
         return NULL;
@@ -284,6 +329,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
         if (r < 0)
                 return r;
         pthread_mutex_lock(&p->lock);
+        quarantine_expire(p);
         if (p->n_ready > 0) {
                 s = p->ready_stk[--p->n_ready];
                 p->state[s] = SLOT_IN_USE;
@@ -302,7 +348,13 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                 reset = p->egress_set[s];
                 from = FROM_DIRTY;
         } else {
+                uint32_t q = p->n_quarantined;
                 pthread_mutex_unlock(&p->lock);
+                if (q)
+                        return ha_err_set(err, -EAGAIN,
+                                          "all %u network slots are in use or quarantined (%u "
+                                          "after failed builds; see net.slot.quarantined)",
+                                          p->cfg.slots, q);
                 return ha_err_set(err, -EAGAIN, "all %u network slots are in use",
                                   p->cfg.slots);
         }
@@ -330,7 +382,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                 p->busy--;
                 if (r < 0) {
                         p->st.build_failures++;
-                        net_pool_free_push(p, s);
+                        settle_failed_build(p, s, r);
                 } else {
                         if (from == FROM_FREE)
                                 p->st.builds++;
@@ -408,6 +460,7 @@ void net_pool_stats_get(net_pool *p, struct net_pool_stats *ret)
         ret->dirty = p->n_dirty;
         ret->busy = p->busy;
         ret->in_use = in_use;
+        ret->quarantined = p->n_quarantined;
         pthread_mutex_unlock(&p->lock);
 }
 
@@ -460,6 +513,7 @@ void net_pool_free(net_pool *p)
         pthread_cond_destroy(&p->idle);
         pthread_cond_destroy(&p->work);
         pthread_mutex_destroy(&p->lock);
+        free(p->quarantine_until);
         free(p->dirty_ring);
         free(p->ready_stk);
         free(p->free_stk);

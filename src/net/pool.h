@@ -44,6 +44,7 @@ struct net_pool_config {
 
 struct net_pool_stats {
         uint32_t slots, free, ready, in_use, dirty, busy; /* busy: building/scrubbing */
+        uint32_t quarantined;   /* out of rotation for a while after a failed build */
         uint64_t builds, build_failures, scrubs, teardowns;
 };
 
@@ -75,7 +76,9 @@ int net_pool_start(net_pool *p);
  * first (microseconds); else one is built here (milliseconds); else a
  * released one is scrubbed here.
  * Returns the slot number (>= 1) and fills |ret_info|, or -EAGAIN when all
- * N slots are in use, or -errno (the slot goes back to the pool). */
+ * N slots are in use (or quarantined), or -errno (the slot goes back to the
+ * pool; after -EADDRINUSE or -EEXIST, errors of that slot alone, it is
+ * quarantined for a minute so the next acquire takes another). */
 int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                      struct net_slot_info *ret_info, struct ha_err *err);
 

@@ -11,7 +11,13 @@
 
 #include "net/pool.h"
 
-enum slot_state { SLOT_FREE, SLOT_READY, SLOT_IN_USE, SLOT_DIRTY, SLOT_BUSY };
+enum slot_state { SLOT_FREE, SLOT_READY, SLOT_IN_USE, SLOT_DIRTY, SLOT_BUSY, SLOT_QUARANTINED };
+
+/* A slot whose build failed for a reason of its own (its sandbox address
+ * routed by someone else, debris that would not go) sits out this long
+ * before it is tried again: otherwise, being the lowest free number, it is
+ * the next one every acquire would try, and fail on. */
+#define QUARANTINE_MS 60000
 
 /* After a background build fails, wait this long before the next attempt,
  * so a persistent error (EEXIST from an unrecovered leftover, ENOMEM) does
@@ -38,6 +44,8 @@ struct net_pool {
         uint32_t          dirty_head;    /* guarded_by: lock */
         uint32_t          n_dirty;       /* guarded_by: lock */
         uint32_t          busy;          /* guarded_by: lock */
+        uint64_t         *quarantine_until; /* [N + 1], monotonic ms; guarded_by: lock */
+        uint32_t          n_quarantined; /* guarded_by: lock */
         uint32_t          building;      /* refill builds under way; guarded_by: lock */
         bool              started;       /* guarded_by: lock */
         bool              stop;          /* guarded_by: lock */

@@ -211,6 +211,32 @@ out_put:
         return r;
 }
 
+int net_rtnl_route_del_via(struct nl_sock *sk, uint32_t dst, uint8_t len, uint32_t gw)
+{
+        struct rtnl_route *rt = route_build(dst, len);
+        struct rtnl_nexthop *nh = NULL;
+        struct nl_addr *g = NULL;
+        int r = -ENOMEM;
+
+        if (!rt)
+                return -ENOMEM;
+        nh = rtnl_route_nh_alloc();
+        g = addr_build(gw, 32);
+        if (!nh || !g)
+                goto out_put;
+        rtnl_route_nh_set_gateway(nh, g);
+        rtnl_route_add_nexthop(rt, nh);   /* the route owns nh now */
+        nh = NULL;
+        r = net_rtnl_errno(rtnl_route_delete(sk, rt, 0));
+out_put:
+        if (g)
+                nl_addr_put(g);
+        if (nh)
+                rtnl_route_nh_free(nh);
+        rtnl_route_put(rt);
+        return r;
+}
+
 int net_rtnl_route_del(struct nl_sock *sk, uint32_t dst, uint8_t len)
 {
         struct rtnl_route *rt = route_build(dst, len);

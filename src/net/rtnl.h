@@ -51,6 +51,11 @@ int net_rtnl_route_add(struct nl_sock *sk, uint32_t dst, uint8_t len, uint32_t g
  * -errno. */
 int net_rtnl_route_del(struct nl_sock *sk, uint32_t dst, uint8_t len);
 
+/* The same, only when the route goes via |gw| (a route to dst/len that
+ * someone else added stays). Returns 0, -ENOENT/-ESRCH when there is no
+ * such route, or -errno. */
+int net_rtnl_route_del_via(struct nl_sock *sk, uint32_t dst, uint8_t len, uint32_t gw);
+
 /* Calls fn(name, arg) for every link whose name starts with |name_prefix|.
  * Stops at and returns the first negative value fn returns; 0 otherwise. */
 int net_rtnl_links_foreach(struct nl_sock *sk, const char *name_prefix,

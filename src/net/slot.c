@@ -276,6 +276,16 @@ int net_slot_build(const struct net_config *c, uint32_t slot, struct net_fault *
         if (r < 0)
                 goto out_del_veth;
         r = net_rtnl_route_add(sk, b.a.sandbox_ip, 32, b.a.veth_ns_ip, idx);
+        if (r == -EEXIST) {
+                /* Not debris of ours: our route goes with our veth, which
+                 * did not exist a moment ago. Someone else routes this
+                 * address; never take it over (see -EADDRINUSE in slot.h). */
+                ha_err_set(err, -EADDRINUSE, "slot %u step %s: route to sandbox address %s: %s "
+                           "(held by something else on this host)", slot, net_step_name(b.step),
+                           b.a.sandbox_ip_str, strerror(EEXIST));
+                r = -EADDRINUSE;
+                goto out_del_veth;
+        }
         if (r < 0) {
                 r = step_fail(&b, r, "route to sandbox address");
                 goto out_del_veth;
@@ -335,8 +345,10 @@ int net_slot_teardown(const struct net_config *c, uint32_t slot, struct ha_err *
                 return ha_err_set(err, r, "slot %u out of range 1..%u", slot, c->slots);
         r = net_rtnl_open(&sk);
         if (r == 0) {
-                r = net_rtnl_route_del(sk, a.sandbox_ip, 32);
-                if (r != -ENOENT)
+                /* Only our route (via the namespace end): a route to that
+                 * address that someone else added is not ours to delete. */
+                r = net_rtnl_route_del_via(sk, a.sandbox_ip, 32, a.veth_ns_ip);
+                if (r != -ENOENT && r != -ESRCH)
                         keep_first(&first, r);
                 r = net_rtnl_link_del(sk, a.veth_host);
                 if (r != -ENODEV)

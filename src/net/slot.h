@@ -62,8 +62,10 @@ const char *net_step_name(enum net_step s);
 
 /* Builds slot |slot| of validated config |c|. Returns 0, or -errno with
  * |err| naming the step; then nothing of the slot is left. -EEXIST means a
- * namespace or link of that name exists (recovery has not run). |fault| is
- * NULL outside tests. */
+ * namespace or link of that name exists (recovery has not run);
+ * -EADDRINUSE that a route to the slot's sandbox address exists that is not
+ * ours (an operator's or another program's: left alone, the slot cannot be
+ * built while it is there). |fault| is NULL outside tests. */
 int net_slot_build(const struct net_config *c, uint32_t slot, struct net_fault *fault,
                    struct ha_err *err);
 

@@ -39,7 +39,7 @@ struct shim {
         atomic_bool stop;
         atomic_int active;      /* forwarding threads alive */
         atomic_int connects;    /* CONNECT lines seen */
-        bool lazy_close;        /* like fcsim: a host close goes unnoticed while
+        atomic_bool lazy_close; /* like fcsim: a host close goes unnoticed while
                                  * host->guest bytes wait for the guest */
 };
 

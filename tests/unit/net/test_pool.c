@@ -278,3 +278,40 @@ Test(net_pool, background_build_failure_rolls_back_and_retries)
         net_pool_free(p);
         cr_assert_eq(net_test_leftovers(&pc.net), 0);
 }
+
+Test(net_pool, a_slot_whose_address_someone_else_routes_is_quarantined)
+{
+        struct net_pool_config pc;
+        struct net_pool_stats st;
+        struct net_slot_addr a;
+        struct ha_err e;
+        char dst[32];
+        net_pool *p;
+
+        NEED_ROOT();
+        p = pool_new(&pc, 4, 0);
+        cr_assert_eq(net_slot_addr_make(&pc.net, 1, &a), 0);
+        snprintf(dst, sizeof dst, "%s/32", a.sandbox_ip_str);
+        /* Not ours: another program's route to slot 1's address. */
+        cr_assert_eq(net_test_run((char *[]){ "ip", "route", "add", "blackhole", dst, NULL }), 0);
+        int r = net_pool_acquire(p, NULL, NULL, &e);
+        cr_assert_eq(r, -EADDRINUSE, "%d %s", r, e.msg);
+        cr_assert(strstr(e.msg, "slot 1 step HOST_ROUTE") && strstr(e.msg, "held by something else"),
+                  "%s", e.msg);
+        /* The slot sits out instead of failing every acquire after it. */
+        cr_assert_eq(net_pool_acquire(p, NULL, NULL, &e), 2, "%s", e.msg);
+        cr_assert_eq(net_pool_acquire(p, NULL, NULL, &e), 3, "%s", e.msg);
+        net_pool_stats_get(p, &st);
+        cr_assert_eq(st.quarantined, 1);
+        cr_assert_eq(st.in_use, 2);
+        cr_assert_eq(st.free, 1);
+        /* Neither the failed build nor a teardown of slot 1 took that route. */
+        struct ha_err te;
+        cr_assert_eq(net_slot_teardown(&pc.net, 1, &te), 0, "%s", te.msg);
+        cr_assert_eq(net_test_run((char *[]){ "ip", "route", "del", "blackhole", dst, NULL }), 0,
+                     "the foreign route is gone");
+        cr_assert_eq(net_pool_release(p, 2), 0);
+        cr_assert_eq(net_pool_release(p, 3), 0);
+        net_pool_free(p);
+        cr_assert_eq(net_test_leftovers(&pc.net), 0);
+}

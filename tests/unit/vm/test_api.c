@@ -15,6 +15,8 @@
 static char tdir[64];
 static char sock[100];
 
+/* The thread runs until the test process exits, so a test's server is
+ * static, never on the test's stack (TSan saw a later frame reuse it). */
 struct server {
         int lfd;
         pthread_t thread;
@@ -103,7 +105,7 @@ static const char *canned(const char *status, const char *body)
 
 Test(vm_api, sends_json_bodies_and_reuses_the_connection)
 {
-        struct server s;
+        static struct server s;  /* outlives the test: serve() never stops */
         server_start(&s, R204);
         vm_api *a;
         cr_assert_eq(vm_api_new(sock, 1000, &a), 0);
@@ -124,9 +126,25 @@ Test(vm_api, sends_json_bodies_and_reuses_the_connection)
         vm_api_free(a);
 }
 
+Test(vm_api, idle_drops_the_connection_until_the_next_request)
+{
+        static struct server s;  /* outlives the test: serve() never stops */
+        server_start(&s, R204);
+        vm_api *a;
+        cr_assert_eq(vm_api_new(sock, 1000, &a), 0);
+        struct ha_err e = { { 0 } };
+        vm_api_idle(a);         /* nothing to drop yet */
+        cr_assert_eq(vm_api_action(a, "InstanceStart", &e), 0, "%s", e.msg);
+        vm_api_idle(a);
+        cr_assert_eq(vm_api_action(a, "InstanceStart", &e), 0, "%s", e.msg);
+        cr_assert_eq(s.requests, 2);
+        cr_assert_eq(s.connections, 2, "a new connection after idle");
+        vm_api_free(a);
+}
+
 Test(vm_api, fault_message_becomes_the_error_text)
 {
-        struct server s;
+        static struct server s;  /* outlives the test: serve() never stops */
         server_start(&s, canned("400 Bad Request", "{\"fault_message\":\"Invalid ELF magic number "
                                                    "\\\"bz\\\" in kernel image\"}"));
         vm_api *a;
@@ -140,7 +158,7 @@ Test(vm_api, fault_message_becomes_the_error_text)
 
 Test(vm_api, wrong_phase_fault_is_ebusy)
 {
-        struct server s;
+        static struct server s;  /* outlives the test: serve() never stops */
         server_start(&s, canned("400 Bad Request",
                                 "{\"fault_message\":\"The requested operation is not supported "
                                 "before starting the microVM.\"}"));
@@ -155,7 +173,7 @@ Test(vm_api, wrong_phase_fault_is_ebusy)
 
 Test(vm_api, non_json_error_body_is_quoted_sanitised)
 {
-        struct server s;
+        static struct server s;  /* outlives the test: serve() never stops */
         server_start(&s, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 9\r\n\r\n"
                          "oops\x01\nbad");
         vm_api *a;
@@ -168,7 +186,7 @@ Test(vm_api, non_json_error_body_is_quoted_sanitised)
 
 Test(vm_api, hung_vmm_gives_etimedout_in_time)
 {
-        struct server s;
+        static struct server s;  /* outlives the test: serve() never stops */
         server_start(&s, NULL);
         vm_api *a;
         cr_assert_eq(vm_api_new(sock, 300, &a), 0);
@@ -198,7 +216,7 @@ Test(vm_api, oversized_response_is_emsgsize)
                          VM_API_RESP_MAX + 1000);
         memset(resp + n, 'x', VM_API_RESP_MAX + 1000);
         resp[n + VM_API_RESP_MAX + 1000] = '\0';
-        struct server s;
+        static struct server s;  /* outlives the test: serve() never stops */
         server_start(&s, resp);
         vm_api *a;
         cr_assert_eq(vm_api_new(sock, 1000, &a), 0);
@@ -210,7 +228,7 @@ Test(vm_api, oversized_response_is_emsgsize)
 
 Test(vm_api, get_state_reads_the_instance_info)
 {
-        struct server s;
+        static struct server s;  /* outlives the test: serve() never stops */
         server_start(&s, canned("200 OK", "{\"id\":\"a\",\"state\":\"Paused\","
                                           "\"vmm_version\":\"1.16.1\",\"app_name\":\"x\"}"));
         vm_api *a;
