@@ -6,6 +6,7 @@
 #include "vm/proc.h"
 
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 
 Test(vm_proc, starttime_identifies_a_process)
 {
@@ -100,4 +101,36 @@ Test(vm_proc, log_tail_keeps_the_last_lines_printable)
         vm_log_tail(p, 1, out, sizeof out);
         cr_assert_str_eq(out, "last words");
         fct_rmrf(dir);
+}
+
+Test(vm_proc, vm_descriptors_move_above_fd_setsize)
+{
+        struct rlimit rl;
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_max <= VM_FD_FLOOR)
+                cr_skip_test("hard RLIMIT_NOFILE %llu leaves no room above %d", (unsigned long long)rl.rlim_max,
+                             VM_FD_FLOOR);
+        rl.rlim_cur = rl.rlim_max;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        int fd = open("/dev/null", O_RDONLY);
+        cr_assert_geq(fd, 0);
+        int hi = vm_fd_high(fd);
+        cr_assert_geq(hi, VM_FD_FLOOR);
+        cr_assert_eq(fcntl(fd, F_GETFD), -1, "the low number is free again");
+        cr_assert_eq(fcntl(hi, F_GETFD), FD_CLOEXEC);
+        cr_assert_eq(vm_fd_high(hi), hi, "already high: unchanged");
+        cr_assert_eq(vm_fd_high(-1), -1);
+        /* pidfds of live processes come out high too. */
+        uint64_t st;
+        cr_assert_eq(vm_proc_starttime(getpid(), &st), 0);
+        int pfd = vm_proc_open(getpid(), st);
+        cr_assert_geq(pfd, VM_FD_FLOOR);
+        close(pfd);
+        close(hi);
+        /* No room above the floor: the descriptor stays where it is. */
+        rl.rlim_cur = VM_FD_FLOOR;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        fd = open("/dev/null", O_RDONLY);
+        cr_assert_eq(vm_fd_high(fd), fd);
+        close(fd);
 }
