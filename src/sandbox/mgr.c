@@ -44,6 +44,7 @@ void sbx_config_init(struct sbx_config *c)
         c->watch_queue_len = 1024;
         c->max_watchers = 256;
         c->reaper_workers = 4;
+        c->reaper_workers_max = 64;
 }
 
 static int64_t wall_clock(void *ctx)

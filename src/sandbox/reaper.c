@@ -11,6 +11,12 @@
  * cleanup of VMMs that exited on their own, so a backend reporting an exit is
  * never called back on its own thread.
  *
+ * The worker pool starts at cfg.reaper_workers and grows, up to
+ * cfg.reaper_workers_max, whenever a job is queued while more jobs wait
+ * than workers are idle: a destroy mostly waits (VMM exit, kernel
+ * teardown), so a thousand TTLs due in the same second would otherwise be
+ * served four at a time. Workers are kept until the manager stops.
+ *
  * Time is the manager's wall clock (injectable), because expires_at must mean
  * the same after an agent restart. The sleep itself is measured on the
  * monotonic clock and capped at REAPER_MAX_SLEEP_MS so a wall-clock step is
@@ -120,8 +126,19 @@ void sbx_reaper_disarm(sbx_mgr *m, struct sbx *s)
         sbx_obj_unref(out);   /* never the last: the caller holds one */
 }
 
+static void *worker_main(void *arg);
+
+/* Called with r->lock held. */
+static void grow_locked(sbx_mgr *m, struct sbx_reaper *r)
+{
+        if (r->n_jobs <= r->idle || r->n_workers >= r->max_workers)
+                return;
+        if (pthread_create(&r->workers[r->n_workers], NULL, worker_main, m) == 0)
+                r->n_workers++;
+}
+
 /* Called with r->lock held; consumes one reference to |s|. */
-static void queue_locked(struct sbx_reaper *r, struct sbx *s, unsigned job)
+static void queue_locked(sbx_mgr *m, struct sbx_reaper *r, struct sbx *s, unsigned job)
 {
         if (r->stop) {
                 sbx_obj_unref(s);
@@ -139,7 +156,9 @@ static void queue_locked(struct sbx_reaper *r, struct sbx *s, unsigned job)
         else
                 r->job_head = s;
         r->job_tail = s;
+        r->n_jobs++;
         pthread_cond_signal(&r->work);
+        grow_locked(m, r);
 }
 
 void sbx_reaper_queue(sbx_mgr *m, struct sbx *s, unsigned job)
@@ -147,7 +166,7 @@ void sbx_reaper_queue(sbx_mgr *m, struct sbx *s, unsigned job)
         struct sbx_reaper *r = &m->reaper;
         sbx_obj_ref(s);
         pthread_mutex_lock(&r->lock);
-        queue_locked(r, s, job);
+        queue_locked(m, r, s, job);
         pthread_mutex_unlock(&r->lock);
 }
 
@@ -172,7 +191,7 @@ static void *reaper_main(void *arg)
                 struct sbx *top = r->heap[0];
                 if (top->heap_key <= now) {
                         heap_remove_at(r, 0);
-                        queue_locked(r, top, SBX_JOB_EXPIRE);
+                        queue_locked(m, r, top, SBX_JOB_EXPIRE);
                         continue;
                 }
                 int64_t wait = top->heap_key - now;
@@ -193,9 +212,12 @@ static void *worker_main(void *arg)
         while (!r->stop) {
                 struct sbx *s = r->job_head;
                 if (!s) {
+                        r->idle++;
                         pthread_cond_wait(&r->work, &r->lock);
+                        r->idle--;
                         continue;
                 }
+                r->n_jobs--;
                 r->job_head = s->job_next;
                 if (!r->job_head)
                         r->job_tail = NULL;
@@ -223,7 +245,9 @@ int sbx_reaper_start(sbx_mgr *m)
                 goto out_lock;
         if ((e = ha_cond_init_monotonic(&r->work)) < 0)
                 goto out_wake;
-        r->workers = calloc(m->cfg.reaper_workers, sizeof *r->workers);
+        r->max_workers = m->cfg.reaper_workers_max > m->cfg.reaper_workers ? m->cfg.reaper_workers_max
+                                                                           : m->cfg.reaper_workers;
+        r->workers = calloc(r->max_workers, sizeof *r->workers);
         if (!r->workers) {
                 e = -ENOMEM;
                 goto out_work;
@@ -231,14 +255,18 @@ int sbx_reaper_start(sbx_mgr *m)
         if ((e = -pthread_create(&r->thread, NULL, reaper_main, m)) < 0)
                 goto out_workers;
         r->thread_started = true;
-        for (unsigned i = 0; i < m->cfg.reaper_workers; i++) {
-                if ((e = -pthread_create(&r->workers[i], NULL, worker_main, m)) < 0) {
+        /* Under the lock: a job queued meanwhile may grow the pool. */
+        pthread_mutex_lock(&r->lock);
+        while (r->n_workers < m->cfg.reaper_workers) {
+                if ((e = -pthread_create(&r->workers[r->n_workers], NULL, worker_main, m)) < 0) {
+                        pthread_mutex_unlock(&r->lock);
                         sbx_reaper_stop(m);
                         sbx_reaper_done(m);
                         return e;
                 }
                 r->n_workers++;
         }
+        pthread_mutex_unlock(&r->lock);
         return 0;
 
 out_workers:
@@ -276,6 +304,7 @@ void sbx_reaper_stop(sbx_mgr *m)
         pthread_mutex_lock(&r->lock);
         struct sbx *s = r->job_head;
         r->job_head = r->job_tail = NULL;
+        r->n_jobs = 0;
         while (s) {
                 struct sbx *next = s->job_next;
                 s->jobs = 0;

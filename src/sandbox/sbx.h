@@ -189,6 +189,8 @@ struct sbx_config {
         uint32_t watch_queue_len;     /* events buffered per subscriber; default 1024 */
         uint32_t max_watchers;        /* concurrent subscriptions; default 256 */
         uint32_t reaper_workers;      /* threads running expiries/VMM-exit cleanups; default 4 */
+        uint32_t reaper_workers_max;  /* the pool grows to this while jobs wait; default 64
+                                         (a destroy mostly waits on the VMM and the kernel) */
         sbx_clock_fn clock;           /* NULL: CLOCK_REALTIME */
         void *clock_ctx;
 };

@@ -78,8 +78,10 @@ struct sbx_reaper {
         bool stop;
         bool thread_started;
         pthread_t thread;
-        pthread_t *workers;
-        unsigned n_workers;
+        pthread_t *workers;              /* room for max_workers */
+        unsigned n_workers, max_workers;
+        unsigned idle;                   /* workers waiting for a job */
+        unsigned n_jobs;                 /* entries in the FIFO */
 };
 
 struct sbx_hub {

@@ -73,6 +73,7 @@ Test(sbx_reaper, many_due_at_once_all_expire_in_order)
         struct fix x;
         fix_init(&x, false);
         x.cfg.reaper_workers = 1;   /* one worker: destroys happen in pop order */
+        x.cfg.reaper_workers_max = 1;
         fix_open(&x);
         char id[16];
         for (int i = 0; i < 50; i++) {
@@ -86,6 +87,40 @@ Test(sbx_reaper, many_due_at_once_all_expire_in_order)
                 snprintf(id, sizeof id, "s%02d", i);
                 expect_expiry(w, id);
         }
+        cr_assert(fake_empty(x.f));
+        sbx_watch_free(w);
+        fix_done(&x);
+}
+
+/* A destroy mostly waits (here: each VMM stop takes 2 s). With the pool
+ * stuck at its 4 starting workers, 32 expiries due at once would take 16 s;
+ * the pool grows while jobs wait, so they all end within about one stop. */
+Test(sbx_reaper, pool_grows_while_expiries_wait)
+{
+        struct fix x;
+        fix_init(&x, false);
+        x.cfg.reaper_workers = 4;
+        x.cfg.reaper_workers_max = 64;
+        fix_open(&x);
+        char id[16];
+        for (int i = 0; i < 32; i++) {
+                snprintf(id, sizeof id, "g%02d", i);
+                create_ttl(&x, id, 10);
+        }
+        fake_delay(x.f, FAKE_VMM_STOP, 2000);
+        sbx_watch *w;
+        cr_assert_eq(sbx_watch_new(x.m, NULL, &w, NULL), 0);
+        uint64_t t0 = ha_now_ms();
+        fix_advance(&x, 10000);
+        int destroyed = 0;
+        struct sbx_event ev;
+        /* 10 s: five times one stop, and well under the 16 s of a fixed pool. */
+        while (destroyed < 32 && sbx_watch_next(w, t0 + 10000, &ev) == 0) {
+                destroyed += ev.kind == SBX_EVENT_DESTROYED;
+                sbx_event_done(&ev);
+        }
+        cr_assert_eq(destroyed, 32, "only %d of 32 destroyed after %llu ms", destroyed,
+                     (unsigned long long)(ha_now_ms() - t0));
         cr_assert(fake_empty(x.f));
         sbx_watch_free(w);
         fix_done(&x);
