@@ -611,6 +611,8 @@ int ha_backend_new(const struct ha_config *cfg, ha_backend **ret, struct ha_err 
                 .jailer_uid = (uid_t)cfg->jailer_uid,
                 .jailer_gid = (gid_t)cfg->jailer_gid,
                 .chroot_base = cfg->chroot_base,
+                .api_timeout_ms = cfg->vmm_api_timeout_ms,
+                .boot_timeout_ms = cfg->vmm_boot_timeout_ms,
                 .watcher = b->watcher,
         };
         b->table = (struct sbx_backend){

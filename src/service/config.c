@@ -43,6 +43,8 @@ static const struct opt opts[] = {
         { "jailer-gid", O_UINT, F(jailer_gid), "0", "gid the jailer drops to" },
         { "chroot-base", O_STR, F(chroot_base), "/srv/jailer", "jailer --chroot-base-dir" },
         { "kernel", O_STR, F(kernel), NULL, "guest kernel (optional with the simulator)" },
+        { "vmm-api-timeout-ms", O_UINT, F(vmm_api_timeout_ms), "5000", "deadline of each request to a VMM's API (1-600000)" },
+        { "vmm-boot-timeout-ms", O_UINT, F(vmm_boot_timeout_ms), "5000", "wait for a new VMM's API socket (1-600000)" },
         { "slots", O_UINT, F(slots), "64", "network slots (max sandboxes)" },
         { "pool", O_UINT, F(pool), "4", "pre-built network slots kept ready" },
         { "workers", O_UINT, F(workers), "0", "worker threads kept (0: number of CPUs)" },
@@ -309,6 +311,16 @@ int ha_config_validate(const struct ha_config *cfg, struct ha_err *err)
                                   "create sandboxes; give --client-ca, or --insecure if you mean it");
         if (cfg->nroles && !cfg->client_ca)
                 return ha_err_set(err, -EINVAL, "--role needs --client-ca: identities come from client certificates");
+        /* 0 used to mean "the default" deep in the VM driver: refuse it here
+         * so a config never silently means something else than it says. */
+        const struct { const char *flag; unsigned v; } vmm_ms[] = {
+                { "--vmm-api-timeout-ms", cfg->vmm_api_timeout_ms },
+                { "--vmm-boot-timeout-ms", cfg->vmm_boot_timeout_ms },
+        };
+        for (size_t i = 0; i < sizeof vmm_ms / sizeof vmm_ms[0]; i++)
+                if (vmm_ms[i].v < 1 || vmm_ms[i].v > HA_VMM_TIMEOUT_MAX_MS)
+                        return ha_err_set(err, -EINVAL, "%s %u: must be 1-%u milliseconds", vmm_ms[i].flag,
+                                          vmm_ms[i].v, HA_VMM_TIMEOUT_MAX_MS);
         if (cfg->max_ttl_s && cfg->default_ttl_s > cfg->max_ttl_s)
                 return ha_err_set(err, -EINVAL, "--default-ttl %u is above --max-ttl %u", cfg->default_ttl_s, cfg->max_ttl_s);
         return 0;

@@ -18,6 +18,8 @@
 #include "core/log.h"
 
 #define HA_MAX_ROLES 64
+/* Upper bound of --vmm-api-timeout-ms / --vmm-boot-timeout-ms (10 min). */
+#define HA_VMM_TIMEOUT_MAX_MS 600000u
 
 struct ha_role {
         char *identity;
@@ -35,6 +37,8 @@ struct ha_config {
         char *state_dir, *run_dir, *images_dir;
         char *firecracker_bin, *jailer_bin, *kernel;
         unsigned jailer_uid, jailer_gid;
+        unsigned vmm_api_timeout_ms;    /* each VMM API request */
+        unsigned vmm_boot_timeout_ms;   /* a new VMM's API socket */
         char *chroot_base;
         unsigned slots;
         unsigned pool;
