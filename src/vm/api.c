@@ -22,7 +22,7 @@
 #define RESOURCE_ID_MAX 64
 
 struct vm_api {
-        CURL *curl;
+        CURL *curl;                     /* NULL while idle (vm_api_idle) */
         struct curl_slist *headers;
         unsigned timeout_ms;
         char sock_path[VM_SUN_PATH_MAX + 1];
@@ -50,6 +50,23 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         return 0;
 }
 
+/* The easy handle is made by the first request after vm_api_idle(): the
+ * requests of one operation share it (and its kept-alive connection). */
+static CURL *easy_new(vm_api *a)
+{
+        CURL *c = curl_easy_init();
+        if (!c)
+                return NULL;
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, a->sock_path);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, a->headers);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, a->curl_err);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+        return c;
+}
+
 int vm_api_new(const char *sock_path, unsigned timeout_ms, vm_api **ret)
 {
         pthread_once(&curl_once, curl_init_once);
@@ -63,9 +80,6 @@ int vm_api_new(const char *sock_path, unsigned timeout_ms, vm_api **ret)
         snprintf(a->sock_path, sizeof a->sock_path, "%s", sock_path);
         a->timeout_ms = timeout_ms ? timeout_ms : VM_API_TIMEOUT_DEFAULT_MS;
         ha_buf_init(&a->resp, VM_API_RESP_MAX);
-        a->curl = curl_easy_init();
-        if (!a->curl)
-                goto out_free;
         struct curl_slist *h = NULL, *t;
         const char *hdrs[] = { "Content-Type: application/json", "Accept: application/json",
                                "Expect:", NULL };
@@ -73,34 +87,32 @@ int vm_api_new(const char *sock_path, unsigned timeout_ms, vm_api **ret)
                 t = curl_slist_append(h, hdrs[i]);
                 if (!t) {
                         curl_slist_free_all(h);
-                        goto out_cleanup;
+                        ha_buf_done(&a->resp);
+                        free(a);
+                        return -ENOMEM;
                 }
                 h = t;
         }
         a->headers = h;
-        curl_easy_setopt(a->curl, CURLOPT_UNIX_SOCKET_PATH, a->sock_path);
-        curl_easy_setopt(a->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(a->curl, CURLOPT_HTTPHEADER, a->headers);
-        curl_easy_setopt(a->curl, CURLOPT_ERRORBUFFER, a->curl_err);
-        curl_easy_setopt(a->curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(a->curl, CURLOPT_WRITEDATA, a);
-        curl_easy_setopt(a->curl, CURLOPT_PROTOCOLS_STR, "http");
         *ret = a;
         return 0;
+}
 
-out_cleanup:
+void vm_api_idle(vm_api *a)
+{
+        if (!a || !a->curl)
+                return;
         curl_easy_cleanup(a->curl);
-out_free:
+        a->curl = NULL;
         ha_buf_done(&a->resp);
-        free(a);
-        return -ENOMEM;
+        ha_buf_init(&a->resp, VM_API_RESP_MAX);
 }
 
 void vm_api_free(vm_api *a)
 {
         if (!a)
                 return;
-        curl_easy_cleanup(a->curl);
+        vm_api_idle(a);
         curl_slist_free_all(a->headers);
         ha_buf_done(&a->resp);
         free(a);
@@ -172,6 +184,8 @@ int vm_api_call(vm_api *a, const char *method, const char *path, const char *bod
                 return ha_err_set(err, -EMSGSIZE, "firecracker %s %s: body of %zu bytes over %d",
                                   method, path, body_len, VM_JSON_BODY_MAX);
 
+        if (!a->curl && !(a->curl = easy_new(a)))
+                return ha_err_set(err, -ENOMEM, "firecracker %s %s: no curl handle", method, path);
         ha_buf_reset(&a->resp);
         a->overflow = false;
         a->curl_err[0] = '\0';

@@ -43,6 +43,10 @@ typedef struct vm_api vm_api;
 /* Returns 0 or -ENOMEM / -ENAMETOOLONG (socket path over 107 bytes). */
 int vm_api_new(const char *sock_path, unsigned timeout_ms, vm_api **ret);
 void vm_api_free(vm_api *a);
+/* Drops the curl handle, its kept-alive connection (a descriptor) and the
+ * response buffer until the next request: a VM calls it when an operation
+ * ends, so a thousand idle VMs hold none of them. NULL is ignored. */
+void vm_api_idle(vm_api *a);
 void vm_api_set_timeout(vm_api *a, unsigned timeout_ms);
 
 /* One request. |body| may be NULL (no body). |ret_status| and |ret_body|

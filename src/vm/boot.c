@@ -42,15 +42,7 @@ static int do_start(vm *v, struct ha_err *err)
         uint64_t t0 = ha_now_ns();
         int r = vm_api_action(v->api, "InstanceStart", err);
         v->pending.start_us = (ha_now_ns() - t0) / 1000;
-        if (r == 0)
-                return 0;
-        /* "PUT /actions" alone does not say which action failed. */
-        if (err) {
-                char prev[HA_ERR_MSG_MAX];
-                snprintf(prev, sizeof prev, "%s", err->msg);
-                ha_err_set(err, r, "InstanceStart: %s", prev);
-        }
-        return vm_vmm_explain(v, r, err);
+        return r < 0 ? vm_vmm_explain(v, r, err) : 0;
 }
 
 /* Files, process, API socket; on failure nothing is left. */
@@ -107,7 +99,7 @@ int vm_boot(vm *v, struct ha_err *err)
         vm_state_commit_running(v);
         log_booted(v);
 out_unlock:
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }
 
@@ -127,7 +119,7 @@ int vm_spawn(vm *v, struct ha_err *err)
         }
         vm_state_set(v, VM_STATE_SPAWNED);
 out_unlock:
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }
 
@@ -144,7 +136,7 @@ int vm_configure(vm *v, unsigned vcpu_count, unsigned mem_size_mib, struct ha_er
                         v->mem_mib = mem_size_mib;
                 r = do_configure(v, err);
         }
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }
 
@@ -158,7 +150,7 @@ int vm_instance_start(vm *v, struct ha_err *err)
                 vm_state_commit_running(v);
                 log_booted(v);
         }
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }
 
@@ -234,7 +226,7 @@ int vm_restore(vm *v, const char *snapshot_path, const char *mem_path, struct ha
                     v->id, (long)v->proc.pid, (unsigned long long)v->times.spawn_us,
                     (unsigned long long)v->times.socket_us,
                     (unsigned long long)v->times.config_us);
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return 0;
 
 out_abort:
@@ -246,6 +238,6 @@ out_abort:
         unlink(v->api_sock);
         unlink(v->vsock);
 out_unlock:
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }

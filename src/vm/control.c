@@ -32,7 +32,7 @@ static int set_paused(vm *v, bool paused, struct ha_err *err)
         }
         vm_state_set(v, paused ? VM_STATE_PAUSED : VM_STATE_RUNNING);
 out_unlock:
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }
 
@@ -79,7 +79,7 @@ int vm_snapshot(vm *v, const char *snapshot_path, const char *mem_path, struct h
         vm_state_set(v, VM_STATE_SAVED);
         ha_log_info("vm.snapshotted", "vm=%s", v->id);
 out_unlock:
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }
 
@@ -111,7 +111,7 @@ int vm_stop(vm *v, struct ha_err *err)
         vm_state_set(v, VM_STATE_STOPPED);
         ha_log_info("vm.stopped", "vm=%s", v->id);
 out_unlock:
-        pthread_mutex_unlock(&v->op_lock);
+        vm_op_end(v);
         return r;
 }
 
@@ -153,6 +153,7 @@ int vm_adopt(const struct vm_config *cfg, const struct vm_spec *spec, pid_t pid,
         if (r < 0)
                 goto out_free;
         ha_log_info("vm.adopted", "vm=%s pid=%ld state=%s", v->id, (long)pid, state);
+        vm_api_idle(v->api);
         *ret = v;
         return 0;
 

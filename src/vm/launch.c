@@ -1,8 +1,19 @@
 /*
  * launch.c - see launch.h. The child side is the only code in the daemon that
- * runs between fork() and execve(): it must stay async-signal-safe (raw
+ * runs between clone() and execve(): it must stay async-signal-safe (raw
  * syscalls on pre-built data; no malloc, stdio, logging or errno-dependent
  * library calls) and report failures only through the error pipe.
+ *
+ * The child is started with clone(CLONE_VM | CLONE_VFORK) on a stack of its
+ * own, like posix_spawn: it shares the daemon's memory and the calling
+ * thread waits until it has exec'd or failed. fork() copied the page tables
+ * of the whole daemon for a process that execs at once, and with many
+ * creates in flight that copy (taken while other threads held malloc and
+ * mm locks) dominated create latency (docs/BENCHMARKS.md). Sharing memory
+ * adds one rule: the child writes nothing the parent reads except through
+ * the pipe (errno, which it does set, belongs to the waiting thread).
+ * Sanitizer builds keep fork(): their runtimes do not expect a second task
+ * running instrumented code on the daemon's memory.
  */
 #include "vm/launch.h"
 
@@ -14,6 +25,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
@@ -56,7 +68,7 @@ struct child_report {
         int index;      /* which bind */
 };
 
-/* Everything the child needs, prepared before fork(). */
+/* Everything the child needs, prepared before clone(). */
 struct child_plan {
         const struct vm_launch *l;
         char *const *argv;
@@ -184,12 +196,15 @@ static void child_dup(const struct child_plan *c, int fd, int target)
         }
 }
 
-static void __attribute__((noreturn)) child_run(const struct child_plan *c)
+static int __attribute__((noreturn)) child_run(void *arg)
 {
+        const struct child_plan *c = arg;
         const struct vm_launch *l = c->l;
 
         /* SIG_IGN and the blocked mask survive execve; handlers do not.
-         * Give the VMM default signals (SIGPIPE and all). */
+         * Give the VMM default signals (SIGPIPE and all). Every signal is
+         * blocked on entry (see spawn_child), so no handler of the daemon
+         * runs here on the shared memory before its disposition is reset. */
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;
@@ -245,6 +260,44 @@ static void __attribute__((noreturn)) child_run(const struct child_plan *c)
 }
 
 /* ---- parent side ---- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SPAWN_WITH_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SPAWN_WITH_FORK 1
+#endif
+#endif
+
+/* Stack of the clone()d child: child_run's frames and the syscalls' own. */
+#define CHILD_STACK_SIZE (64 * 1024)
+
+/* Starts child_run(plan) and returns its pid once it has exec'd or failed
+ * (vfork semantics), or -1 with errno. */
+static pid_t spawn_child(struct child_plan *plan)
+{
+#ifdef SPAWN_WITH_FORK
+        pid_t pid = fork();
+        if (pid == 0)
+                child_run(plan);
+        return pid;
+#else
+        void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED)
+                return -1;
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid_t pid = clone(child_run, (char *)stack + CHILD_STACK_SIZE,
+                          CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
+        int e = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        munmap(stack, CHILD_STACK_SIZE);
+        errno = e;
+        return pid;
+#endif
+}
 
 /* Moves |fd| above 0-2 so that dup2 onto stdio in the child cannot clobber
  * it (a daemon may run with stdio closed). */
@@ -368,14 +421,12 @@ int vm_launch_spawn(const struct vm_launch *l, struct vm_proc *ret, struct ha_er
         }
         plan.report_fd = pipefd[1];
 
-        pid_t pid = fork();
+        pid_t pid = spawn_child(&plan);
         if (pid < 0) {
                 r = -errno;
-                ha_err_set(err, r, "fork: %s", strerror(-r));
+                ha_err_set(err, r, "clone: %s", strerror(-r));
                 goto out_close;
         }
-        if (pid == 0)
-                child_run(&plan);
 
         close(pipefd[1]);
         pipefd[1] = -1;

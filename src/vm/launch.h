@@ -2,11 +2,12 @@
  * launch.h - starting a VMM process (Firecracker, its jailer, or the fcsim
  * simulator) the way a sandbox needs it, and waiting for its API socket.
  *
- * The child is forked with no shell and makes only async-signal-safe calls
+ * The child is started with clone(CLONE_VM | CLONE_VFORK) (fork() in
+ * sanitizer builds), with no shell, and makes only async-signal-safe calls
  * before execve (the daemon is multithreaded; malloc or a logger lock held by
- * another thread at fork time would deadlock it). Everything that allocates
+ * another thread at that moment would deadlock it). Everything that allocates
  * (argv, envp, paths, the log fd, the netns fd, the error pipe) is prepared
- * before fork(). In the child, in order:
+ * before clone(). In the child, in order:
  *   signals reset (dispositions and mask), setsid() (new session and process
  *   group: signals to the agent's group or a terminal hang-up never reach the
  *   VMM), unshare(CLONE_NEWNS), "/" made rprivate (nothing leaks back to the
