@@ -42,7 +42,15 @@ static int do_start(vm *v, struct ha_err *err)
         uint64_t t0 = ha_now_ns();
         int r = vm_api_action(v->api, "InstanceStart", err);
         v->pending.start_us = (ha_now_ns() - t0) / 1000;
-        return r < 0 ? vm_vmm_explain(v, r, err) : 0;
+        if (r == 0)
+                return 0;
+        /* "PUT /actions" alone does not say which action failed. */
+        if (err) {
+                char prev[HA_ERR_MSG_MAX];
+                snprintf(prev, sizeof prev, "%s", err->msg);
+                ha_err_set(err, r, "InstanceStart: %s", prev);
+        }
+        return vm_vmm_explain(v, r, err);
 }
 
 /* Files, process, API socket; on failure nothing is left. */

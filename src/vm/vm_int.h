@@ -82,6 +82,13 @@ static inline void vm_op_end(vm *v)
         pthread_mutex_unlock(&v->op_lock);
 }
 
+/* Ends an operation: the API client goes idle, then op_lock is released. */
+static inline void vm_op_end(vm *v)
+{
+        vm_api_idle(v->api);
+        pthread_mutex_unlock(&v->op_lock);
+}
+
 /* vm.c */
 /* |a| then |b| / <dir>/<name> into |buf|; -ENAMETOOLONG when too long. */
 int vm_path_cat(char *buf, size_t size, const char *a, const char *b);
