@@ -55,6 +55,9 @@ struct sbx_backend;
 
 /* Sandbox ids: [a-z0-9][a-z0-9-]{0,62}. Buffers hold SBX_ID_MAX + 1. */
 #define SBX_ID_MAX 63
+/* The one valid-looking id a client may not use: it names a directory of
+ * the VM driver's under the run dir. */
+#define SBX_ID_RESERVED "vmroot"
 /* Image names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}; a name, never a path. */
 #define SBX_IMAGE_MAX 64
 /* Bounds on what a client may attach to a sandbox (each is stored, copied

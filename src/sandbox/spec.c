@@ -248,6 +248,11 @@ int sbx_spec_normalize(const struct sbx_config *cfg, const struct sbx_spec *in,
         if (in->id && in->id[0] && !sbx_id_valid(in->id))
                 return ha_err_set(err, -EINVAL,
                                   "sandbox_id \"%.70s\" must match [a-z0-9][a-z0-9-]{0,62}", in->id);
+        /* <run-dir>/<id> is a sandbox's VMM directory and <run-dir>/vmroot
+         * the mount point every VMM's private tmpfs sits on (vm/vm.h). */
+        if (in->id && strcmp(in->id, SBX_ID_RESERVED) == 0)
+                return ha_err_set(err, -EINVAL, "sandbox_id \"%s\" is reserved (the VMMs' shared mount "
+                                  "directory)", in->id);
         if (!in->image || !sbx_image_valid(in->image))
                 return ha_err_set(err, -EINVAL,
                                   "image \"%.70s\" must be a name matching [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
