@@ -76,57 +76,98 @@ void vm_free(vm *v)
         free(v->jailer_bin);
         free(v->chroot_base);
         free(v->log_level);
+        free(v->paths);
         pthread_mutex_destroy(&v->lock);
         pthread_mutex_destroy(&v->op_lock);
         free(v);
 }
 
-static int compute_paths(vm *v, struct ha_err *err)
+/* Full-size scratch copies of the paths, while they are computed. */
+struct path_scratch {
+#define X(n) char n[PATH_MAX];
+        VM_PATH_FIELDS(X)
+#undef X
+};
+
+static int compute_paths_into(const vm *v, struct path_scratch *p, struct ha_err *err)
 {
         int r = 0;
-        r |= vm_path_join(v->dir, sizeof v->dir, v->run_dir, v->id);
-        r |= vm_path_join(v->console_log, sizeof v->console_log, v->dir, "console.log");
+        r |= vm_path_join(p->dir, sizeof p->dir, p->run_dir, v->id);
+        r |= vm_path_join(p->console_log, sizeof p->console_log, p->dir, "console.log");
         if (r)
                 return ha_err_set(err, -ENAMETOOLONG, "run directory path too long");
         if (!v->jailer_bin) {
-                r |= vm_path_join(v->mnt_dir, sizeof v->mnt_dir, v->run_dir, "vmroot");
-                r |= vm_path_join(v->kernel_vmm, sizeof v->kernel_vmm, v->mnt_dir, "kernel");
-                r |= vm_path_join(v->rootfs_vmm, sizeof v->rootfs_vmm, v->mnt_dir, "rootfs");
-                r |= vm_path_join(v->fc_log, sizeof v->fc_log, v->dir, "fc.log");
-                r |= vm_path_cat(v->fc_log_vmm, sizeof v->fc_log_vmm, v->fc_log, "");
-                r |= vm_path_join(v->metrics, sizeof v->metrics, v->dir, "metrics.json");
-                r |= vm_path_cat(v->metrics_vmm, sizeof v->metrics_vmm, v->metrics, "");
+                r |= vm_path_join(p->mnt_dir, sizeof p->mnt_dir, p->run_dir, "vmroot");
+                r |= vm_path_join(p->kernel_vmm, sizeof p->kernel_vmm, p->mnt_dir, "kernel");
+                r |= vm_path_join(p->rootfs_vmm, sizeof p->rootfs_vmm, p->mnt_dir, "rootfs");
+                r |= vm_path_join(p->fc_log, sizeof p->fc_log, p->dir, "fc.log");
+                r |= vm_path_cat(p->fc_log_vmm, sizeof p->fc_log_vmm, p->fc_log, "");
+                r |= vm_path_join(p->metrics, sizeof p->metrics, p->dir, "metrics.json");
+                r |= vm_path_cat(p->metrics_vmm, sizeof p->metrics_vmm, p->metrics, "");
                 if (r)
                         return ha_err_set(err, -ENAMETOOLONG, "run directory path too long");
-                if (vm_path_join(v->api_sock, sizeof v->api_sock, v->dir, "api.sock") < 0 ||
-                    vm_path_join(v->vsock, sizeof v->vsock, v->dir, "vsock.sock") < 0)
+                if (vm_path_join(p->api_sock, sizeof p->api_sock, p->dir, "api.sock") < 0 ||
+                    vm_path_join(p->vsock, sizeof p->vsock, p->dir, "vsock.sock") < 0)
                         return ha_err_set(err, -ENAMETOOLONG, "run directory path too long");
-                memcpy(v->api_sock_vmm, v->api_sock, sizeof v->api_sock);
-                memcpy(v->vsock_vmm, v->vsock, sizeof v->vsock);
+                memcpy(p->api_sock_vmm, p->api_sock, sizeof p->api_sock);
+                memcpy(p->vsock_vmm, p->vsock, sizeof p->vsock);
         } else {
                 struct vm_launch l = { .vmm_bin = v->vmm_bin, .id = v->id,
                                        .chroot_base = v->chroot_base };
-                if (vm_jail_root(&l, v->jail_root, sizeof v->jail_root) < 0)
+                if (vm_jail_root(&l, p->jail_root, sizeof p->jail_root) < 0)
                         return ha_err_set(err, -ENAMETOOLONG, "jail path too long");
-                size_t n = strlen(v->jail_root) - strlen("/root");
-                memcpy(v->jail_dir, v->jail_root, n);
-                v->jail_dir[n] = '\0';
-                if (vm_path_join(v->fc_log, sizeof v->fc_log, v->jail_root, "fc.log") < 0 ||
-                    vm_path_join(v->metrics, sizeof v->metrics, v->jail_root, "metrics.json") < 0)
+                size_t n = strlen(p->jail_root) - strlen("/root");
+                memcpy(p->jail_dir, p->jail_root, n);
+                p->jail_dir[n] = '\0';
+                if (vm_path_join(p->fc_log, sizeof p->fc_log, p->jail_root, "fc.log") < 0 ||
+                    vm_path_join(p->metrics, sizeof p->metrics, p->jail_root, "metrics.json") < 0)
                         return ha_err_set(err, -ENAMETOOLONG, "jail path too long");
-                if (vm_path_join(v->api_sock, sizeof v->api_sock, v->jail_root, "api.sock") < 0 ||
-                    vm_path_join(v->vsock, sizeof v->vsock, v->jail_root, "vsock.sock") < 0)
+                if (vm_path_join(p->api_sock, sizeof p->api_sock, p->jail_root, "api.sock") < 0 ||
+                    vm_path_join(p->vsock, sizeof p->vsock, p->jail_root, "vsock.sock") < 0)
                         return ha_err_set(err, -ENAMETOOLONG, "jail path too long");
-                snprintf(v->api_sock_vmm, sizeof v->api_sock_vmm, "%s", "/api.sock");
-                snprintf(v->vsock_vmm, sizeof v->vsock_vmm, "%s", "/vsock.sock");
-                snprintf(v->fc_log_vmm, sizeof v->fc_log_vmm, "%s", "/fc.log");
-                snprintf(v->metrics_vmm, sizeof v->metrics_vmm, "%s", "/metrics.json");
-                snprintf(v->kernel_vmm, sizeof v->kernel_vmm, "%s", "/kernel");
-                snprintf(v->rootfs_vmm, sizeof v->rootfs_vmm, "%s", "/rootfs");
+                snprintf(p->api_sock_vmm, sizeof p->api_sock_vmm, "%s", "/api.sock");
+                snprintf(p->vsock_vmm, sizeof p->vsock_vmm, "%s", "/vsock.sock");
+                snprintf(p->fc_log_vmm, sizeof p->fc_log_vmm, "%s", "/fc.log");
+                snprintf(p->metrics_vmm, sizeof p->metrics_vmm, "%s", "/metrics.json");
+                snprintf(p->kernel_vmm, sizeof p->kernel_vmm, "%s", "/kernel");
+                snprintf(p->rootfs_vmm, sizeof p->rootfs_vmm, "%s", "/rootfs");
         }
-        r = vm_sock_path_check("API socket", v->api_sock, 0, err);
+        r = vm_sock_path_check("API socket", p->api_sock, 0, err);
         if (r == 0)
-                r = vm_sock_path_check("vsock socket", v->vsock, VSOCK_PORT_SUFFIX_MAX, err);
+                r = vm_sock_path_check("vsock socket", p->vsock, VSOCK_PORT_SUFFIX_MAX, err);
+        return r;
+}
+
+/* Computes every path in a scratch buffer, then packs them into one
+ * allocation (v->paths) the fields point into. */
+static int compute_paths(vm *v, const char *run_dir, struct ha_err *err)
+{
+        struct path_scratch *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        int r = -ENAMETOOLONG;
+        if (snprintf(p->run_dir, sizeof p->run_dir, "%s", run_dir) >= (int)sizeof p->run_dir) {
+                ha_err_set(err, r, "run directory path too long");
+                goto out;
+        }
+        r = compute_paths_into(v, p, err);
+        if (r < 0)
+                goto out;
+        size_t total = 0;
+#define X(n) total += strlen(p->n) + 1;
+        VM_PATH_FIELDS(X)
+#undef X
+        v->paths = malloc(total);
+        if (!v->paths) {
+                r = -ENOMEM;
+                goto out;
+        }
+        char *at = v->paths;
+#define X(n) v->n = memcpy(at, p->n, strlen(p->n) + 1); at += strlen(p->n) + 1;
+        VM_PATH_FIELDS(X)
+#undef X
+out:
+        free(p);
         return r;
 }
 
@@ -157,7 +198,6 @@ int vm_create(const struct vm_config *cfg, const struct vm_spec *spec, vm **ret,
         v->proc.pidfd = -1;
         v->state = VM_STATE_CREATED;
         snprintf(v->id, sizeof v->id, "%s", spec->id);
-        snprintf(v->run_dir, sizeof v->run_dir, "%s", cfg->run_dir);
         v->uid = cfg->jailer_uid;
         v->gid = cfg->jailer_gid;
         v->api_timeout_ms = cfg->api_timeout_ms ? cfg->api_timeout_ms : VM_API_TIMEOUT_DEFAULT_MS;
@@ -197,7 +237,7 @@ int vm_create(const struct vm_config *cfg, const struct vm_spec *spec, vm **ret,
         }
         snprintf(v->boot_args, len + 1, "%s%s%s", base, ip[0] ? " " : "", ip);
 
-        r = compute_paths(v, err);
+        r = compute_paths(v, cfg->run_dir, err);
         if (r < 0)
                 goto out_free;
         *ret = v;

@@ -55,24 +55,27 @@ struct vm {
         vm_exit_fn on_exit;
         void *on_exit_ctx;
 
-        char run_dir[PATH_MAX];
-        char dir[PATH_MAX];             /* <run_dir>/<id> */
-        char mnt_dir[PATH_MAX];         /* tmpfs mount point (plain mode) */
-        char jail_dir[PATH_MAX];        /* <chroot_base>/<exec>/<id> (jailer mode) */
-        char jail_root[PATH_MAX];       /* jail_dir/root */
+        /* The paths below point into |paths|, one allocation sized to
+         * them (vm.c: compute_paths): PATH_MAX arrays cost 64 KiB per VM. */
+        char *paths;
+        const char *run_dir;
+        const char *dir;                /* <run_dir>/<id> */
+        const char *mnt_dir;            /* tmpfs mount point (plain mode) */
+        const char *jail_dir;           /* <chroot_base>/<exec>/<id> (jailer mode) */
+        const char *jail_root;          /* jail_dir/root */
         /* host side */
-        char api_sock[PATH_MAX];
-        char vsock[PATH_MAX];
-        char console_log[PATH_MAX];
-        char fc_log[PATH_MAX];
-        char metrics[PATH_MAX];
+        const char *api_sock;
+        const char *vsock;
+        const char *console_log;
+        const char *fc_log;
+        const char *metrics;
         /* as the VMM sees them */
-        char api_sock_vmm[PATH_MAX];
-        char vsock_vmm[PATH_MAX];
-        char fc_log_vmm[PATH_MAX];
-        char metrics_vmm[PATH_MAX];
-        char kernel_vmm[PATH_MAX];
-        char rootfs_vmm[PATH_MAX];
+        const char *api_sock_vmm;
+        const char *vsock_vmm;
+        const char *fc_log_vmm;
+        const char *metrics_vmm;
+        const char *kernel_vmm;
+        const char *rootfs_vmm;
 };
 
 /* Ends an operation: the API client goes idle, then op_lock is released. */
@@ -82,12 +85,10 @@ static inline void vm_op_end(vm *v)
         pthread_mutex_unlock(&v->op_lock);
 }
 
-/* Ends an operation: the API client goes idle, then op_lock is released. */
-static inline void vm_op_end(vm *v)
-{
-        vm_api_idle(v->api);
-        pthread_mutex_unlock(&v->op_lock);
-}
+/* Every path field of struct vm, for compute_paths. */
+#define VM_PATH_FIELDS(X) X(run_dir) X(dir) X(mnt_dir) X(jail_dir) X(jail_root) X(api_sock) X(vsock) \
+        X(console_log) X(fc_log) X(metrics) X(api_sock_vmm) X(vsock_vmm) X(fc_log_vmm) X(metrics_vmm) \
+        X(kernel_vmm) X(rootfs_vmm)
 
 /* vm.c */
 /* |a| then |b| / <dir>/<name> into |buf|; -ENAMETOOLONG when too long. */
