@@ -216,13 +216,28 @@ static int put_value(struct enc *e, const ProtobufCFieldDescriptor *f, const voi
         return -EINVAL;
 }
 
+static bool utf8_valid(const char *str, size_t n)
+{
+        const uint8_t *s = (const uint8_t *)str;
+        for (size_t i = 0, l; i < n; i += l)
+                if ((l = rpc_jlex_utf8_len(s + i, n - i)) == 0)
+                        return false;
+        return true;
+}
+
 /* A map key: JSON object keys are strings whatever the key type. */
 static int put_map_key(struct enc *e, const ProtobufCFieldDescriptor *f, const void *p)
 {
         switch (f->type) {
         case PROTOBUF_C_TYPE_STRING: {
                 const char *s = *(char *const *)p;
-                return put_quoted(e, s ? s : "", s ? strlen(s) : 0);
+                size_t n = s ? strlen(s) : 0;
+                /* put_quoted() prints invalid UTF-8 as U+FFFD, so two
+                 * different such keys would print the same: a duplicate
+                 * key in the object. Not representable: refuse. */
+                if (!utf8_valid(s, n))
+                        return -EINVAL;
+                return put_quoted(e, s ? s : "", n);
         }
         case PROTOBUF_C_TYPE_BOOL:
                 return put_str(e, *(const protobuf_c_boolean *)p ? "\"true\"" : "\"false\"");
