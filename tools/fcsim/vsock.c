@@ -127,8 +127,11 @@ static bool write_all(int fd, const char *p, size_t n)
         return true;
 }
 
-/* Copies |from| to |to| until EOF, then half-closes |to|. On an error the
- * whole connection is torn down so the other direction ends too. */
+/* Copies |from| to |to| until EOF, then half-closes |to|. A failed write
+ * (the receiver closed) ends this direction only, as on a real socket: the
+ * other direction may still carry what the receiver sent before closing (a
+ * guest's "exited" event when the host's last write raced the guest's
+ * close). A read error tears the whole connection down. */
 static void copy_stream(struct conn *c, int from, int to)
 {
         char *buf = malloc(VSOCK_BUF);
@@ -141,7 +144,13 @@ static void copy_stream(struct conn *c, int from, int to)
                         shutdown(to, SHUT_WR);
                         break;
                 }
-                ok = n > 0 && write_all(to, buf, (size_t)n);
+                ok = n > 0;
+                if (ok && !write_all(to, buf, (size_t)n)) {
+                        /* The sender's further writes fail (EPIPE). */
+                        shutdown(from, SHUT_RD);
+                        shutdown(to, SHUT_WR);
+                        break;
+                }
         }
         if (!ok) {
                 pthread_mutex_lock(&c->v->lock);

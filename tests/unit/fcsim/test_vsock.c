@@ -236,3 +236,67 @@ Test(fcsim_vsock, paused_vm_answers_requests_only_after_resume)
         fcsim_vsock_close(v);
         close(lfd);
 }
+
+struct writer {
+        int fd;
+        size_t n;
+};
+
+static void *write_then_close(void *arg)
+{
+        struct writer *w = arg;
+        static char chunk[65536];
+        memset(chunk, 'e', sizeof chunk);
+        size_t left = w->n;
+        while (left > 0) {
+                ssize_t r = send(w->fd, chunk, left < sizeof chunk ? left : sizeof chunk, MSG_NOSIGNAL);
+                if (r <= 0)
+                        break;
+                left -= (size_t)r;
+        }
+        close(w->fd);
+        return NULL;
+}
+
+/* A guest that stops reading (its command ended) while it still has output
+ * in flight: the host's next write fails at the guest, and that must end
+ * only the host -> guest direction. The guest's output (and its "exited"
+ * event at the end) still reaches the host in full, as on a real vsock. */
+Test(fcsim_vsock, failed_write_to_the_guest_keeps_the_guests_output)
+{
+        char p[192], line[64];
+        snprintf(p, sizeof p, "%s/54", guest_dir);
+        int lfd = listen_at(p);
+        struct fcsim_vsock *v = NULL;
+        struct ha_err err = { "" };
+        cr_assert_eq(fcsim_vsock_open(uds, &v, &err), 0, "%s", err.msg);
+        cr_assert_eq(fcsim_vsock_start(v, guest_dir, &err), 0, "%s", err.msg);
+        int h = connect_to(uds);
+        cr_assert_eq(write(h, "CONNECT 54\n", 11), 11);
+        read_line(h, line, sizeof line);
+        cr_assert_str_eq(line, "OK 1073741824\n");
+        int g = accept(lfd, NULL, NULL);
+        cr_assert_geq(g, 0);
+        cr_assert_eq(shutdown(g, SHUT_RD), 0);
+        /* 4 MiB: far more than the socket buffers hold, so most of it is
+         * still to be relayed when the host's write fails. */
+        struct writer w = { g, 4u << 20 };
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, write_then_close, &w), 0);
+        usleep(100 * 1000);
+        cr_assert_eq(write(h, "x", 1), 1, "accepted by the relay");
+        usleep(200 * 1000);  /* the relay's write to the guest fails meanwhile */
+        size_t got = 0;
+        char buf[65536];
+        for (;;) {
+                ssize_t r = read(h, buf, sizeof buf);
+                if (r <= 0)
+                        break;
+                got += (size_t)r;
+        }
+        pthread_join(t, NULL);
+        cr_assert_eq(got, w.n, "the host got %zu of %zu bytes", got, w.n);
+        close(h);
+        fcsim_vsock_close(v);
+        close(lfd);
+}
