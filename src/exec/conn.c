@@ -34,8 +34,10 @@
 #include "exec/frame.h"
 #include "exec/vsock.h"
 
-/* Pause between connection attempts while the guest is not ready. */
-#define OPEN_RETRY_MS 10
+/* Pause between connection attempts while the guest is not ready. A
+ * refused attempt costs the VMM's vsock relay microseconds, and a create
+ * waits for the guest agent here: every ms of pause is create latency. */
+#define OPEN_RETRY_MS 2
 
 int exec_error_to_errno(enum exec_error_code code)
 {

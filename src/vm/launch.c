@@ -37,9 +37,11 @@
 #include "core/time.h"
 
 /* Polling interval bounds while waiting for the API socket: Firecracker
- * binds it ~12 ms after exec, so start fine-grained and back off. */
-#define READY_POLL_MIN_MS 2
-#define READY_POLL_MAX_MS 50
+ * binds it ~12 ms after exec (fcsim within a millisecond or two), and a
+ * refused connect to a Unix socket costs microseconds, so poll finely: the
+ * whole wait is on the create path. */
+#define READY_POLL_MIN_MS 1
+#define READY_POLL_MAX_MS 5
 /* Lines of the VMM's log quoted in an error. */
 #define ERR_TAIL_LINES 3
 
