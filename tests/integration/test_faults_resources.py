@@ -48,7 +48,7 @@ def fill(dirpath, leave_bytes=0):
     the filesystem refuses). Returns the filler's path."""
     path = os.path.join(dirpath, ".filler")
     chunk = b"\xa5" * MiB
-    with open(path, "wb") as f:
+    with open(path, "wb", buffering=0) as f:     # unbuffered: nothing left to flush at close
         while True:
             st = os.statvfs(dirpath)
             free = st.f_bavail * st.f_frsize
@@ -56,9 +56,8 @@ def fill(dirpath, leave_bytes=0):
             if want <= 0:
                 break
             try:
-                f.write(chunk[:want])
-                f.flush()
-            except OSError:     # ENOSPC: full to the last page
+                f.write(chunk[:want])   # a short write when the last pages go
+            except OSError:             # ENOSPC: full to the last page
                 break
     return path
 
