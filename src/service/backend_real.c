@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,11 @@
 #include "net/pool.h"
 #include "rootfs/rootfs.h"
 #include "sandbox/sbx.h"
+#include "vm/orphan.h"
 #include "vm/vm.h"
+
+/* How long recovery waits for one orphan VMM to die after SIGKILL. */
+#define ORPHAN_KILL_WAIT_MS 5000
 
 struct ha_backend {
         const struct ha_config *cfg;
@@ -38,6 +43,9 @@ struct ha_backend {
         char rootfs_dir[256];
         char snap_dir[256];
         char sim_kernel[320];
+        /* Set once cleanup_orphans has run net_pool_recover: before that the
+         * pool knows no slot as in use (see net_release). */
+        atomic_bool net_recovered;
 };
 
 /* Per-VMM state behind sbx_vmm.handle. */
@@ -126,6 +134,12 @@ static int net_release(void *ctx, const char *id, const struct sbx_net_lease *le
 {
         ha_backend *b = ctx;
         int r = net_pool_release(b->pool, lease->slot);
+        /* During recovery (an interrupted create or destroy, a VMM that died
+         * while the agent was down) the fresh pool has not adopted any slot
+         * yet: nothing to give back here, and net_pool_recover removes the
+         * slot's namespace and links since no kept record owns it. */
+        if (r == -EINVAL && !atomic_load(&b->net_recovered))
+                return 0;
         if (r < 0 && r != -ENOENT)
                 return ha_err_set(err, r, "releasing network slot %u: %s", lease->slot, strerror(-r));
         return 0;
@@ -439,6 +453,18 @@ static bool is_live_vmm(const struct sbx_resources *live, size_t n, const char *
         return false;
 }
 
+/* Kills the VMM with its process group and waits for it, then removes
+ * the simulator's cgroups fcsim-<id>-<pid> (a SIGKILLed fcsim leaves them;
+ * they would pile up, one set per orphan). */
+static void kill_orphan_vmm(const char *id, pid_t pid)
+{
+        uint64_t st;
+        if (sbx_proc_start_time(pid, &st) < 0)
+                return;   /* gone meanwhile */
+        int r = vm_kill_process(sbx_id_valid(id) ? id : NULL, pid, st, ORPHAN_KILL_WAIT_MS);
+        ha_log_warn("backend.orphan_vmm_killed", "pid=%d sbx=%s result=%d", (int)pid, id, r);
+}
+
 static void kill_orphan_vmms(ha_backend *b, const struct sbx_resources *live, size_t n)
 {
         DIR *d = opendir("/proc");
@@ -472,11 +498,8 @@ static void kill_orphan_vmms(ha_backend *b, const struct sbx_resources *live, si
                                         for (const char *p = val + plen; *p && *p != '/' && k < SBX_ID_MAX; p++)
                                                 id[k++] = *p;
                                         id[k] = '\0';
-                                        if (!is_live_vmm(live, n, id, (pid_t)pid)) {
-                                                ha_log_warn("backend.orphan_vmm_killed", "pid=%ld sbx=%s", pid, id);
-                                                kill(-(pid_t)pid, SIGKILL);
-                                                kill((pid_t)pid, SIGKILL);
-                                        }
+                                        if (!is_live_vmm(live, n, id, (pid_t)pid))
+                                                kill_orphan_vmm(id, (pid_t)pid);
                                 }
                                 break;
                         }
@@ -517,7 +540,12 @@ static int cleanup_orphans(void *ctx, const struct sbx_resources *live, size_t n
          * (and a simulator's cgroups). */
         DIR *d = opendir(b->cfg->run_dir);
         for (struct dirent *e; d && (e = readdir(d));) {
-                if (e->d_name[0] == '.' || !sbx_id_valid(e->d_name) || is_live(live, n, e->d_name))
+                /* "vmroot" is the mount point every VMM's private tmpfs sits
+                 * on: removing it would detach that tmpfs in every running
+                 * VMM's namespace (rmdir of a mount point in another mount
+                 * namespace unmounts it there). */
+                if (e->d_name[0] == '.' || !sbx_id_valid(e->d_name) || strcmp(e->d_name, "vmroot") == 0 ||
+                    is_live(live, n, e->d_name))
                         continue;
                 struct vmm_handle tmp = { .b = b };
                 snprintf(tmp.id, sizeof tmp.id, "%.63s", e->d_name);
@@ -545,6 +573,7 @@ static int cleanup_orphans(void *ctx, const struct sbx_resources *live, size_t n
                         owned[no++] = live[i].net.slot;
         int r = net_pool_recover(b->pool, owned, no, err);
         free(owned);
+        atomic_store(&b->net_recovered, true);
         return r;
 }
 

@@ -311,10 +311,10 @@ class Host:
                 except OSError:
                     pass
         guests = []
-        for g in sorted(set(busy)):
+        for g in set(busy):
             sid, _, pid = g.rpartition("-")
             guests.append(f"{sid}:{pid}")
-        return sorted(groups), guests
+        return sorted(groups), sorted(guests)
 
     def _rows(self):
         db = os.path.join(self.state_dir, "state.db")
