@@ -119,9 +119,14 @@ static int exec_begin(struct exec_ctx *x, const Hostagent__V1__ExecRequest *req,
                         rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
                 return r;
         }
-        r = exec_conn_open(path, EXEC_GUEST_PORT, bounded_deadline(c, EXEC_CONNECT_TIMEOUT_MS), &x->conn, &err);
+        uint64_t deadline = bounded_deadline(c, EXEC_CONNECT_TIMEOUT_MS);
+        r = exec_conn_open(path, EXEC_GUEST_PORT, deadline, &x->conn, &err);
         if (r < 0) {
-                rpc_call_finish(c, r == -ETIMEDOUT && rpc_call_cancelled(c) ? RPC_DEADLINE_EXCEEDED : RPC_UNAVAILABLE,
+                /* The open gives up a retry interval early: a timeout bounded
+                 * by the call's own deadline is the caller's deadline passing,
+                 * even if the loop has not marked the call yet. */
+                bool expired = r == -ETIMEDOUT && (rpc_call_cancelled(c) || deadline == rpc_call_deadline(c));
+                rpc_call_finish(c, expired ? RPC_DEADLINE_EXCEEDED : RPC_UNAVAILABLE,
                                 "cannot reach the guest agent of sandbox %s: %s", x->id, err.msg);
                 return r;
         }

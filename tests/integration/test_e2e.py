@@ -308,6 +308,27 @@ def test_pause_freezes_the_guest(sim, pb, box):
     run(sim, pb, "sh", "-c", "kill $(pgrep -f 'while true') 2>/dev/null; true")
 
 
+def test_exec_whose_deadline_ends_while_connecting_is_deadline_exceeded(sim, pb):
+    """The guest agent's vsock listener renamed away: every connection
+    attempt is refused (transient) and retried until the Exec's own
+    deadline, which is the caller's DEADLINE_EXCEEDED, not UNAVAILABLE (the
+    agent gives up one retry interval early, before the call is marked
+    expired: that used to answer UNAVAILABLE)."""
+    P = pb[0]
+    sim.stub.CreateSandbox(P.CreateSandboxRequest(sandbox_id="dl", image="base"))
+    try:
+        d = run(sim, pb, "sh", "-c", "tr '\\0' '\\n' </proc/1/environ | sed -n 's/^HA_VSOCK_UNIX_DIR=//p'",
+                sid="dl").stdout.decode().strip()
+        assert d.startswith("/"), d
+        assert run(sim, pb, "mv", f"{d}/10000", f"{d}/10000.off", sid="dl").exit_code == 0
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError) as ei:
+                sim.stub.Exec(P.ExecRequest(sandbox_id="dl", command=["true"]), timeout=1.5)
+            assert ei.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, ei.value
+    finally:
+        sim.stub.DestroySandbox(P.DestroySandboxRequest(sandbox_id="dl"))
+
+
 def test_pause_with_snapshot_then_resume(sim, pb):
     """PauseSandbox(snapshot=true): the VMM writes a snapshot and exits; Resume
     restores it in the same slot. fcsim's snapshots keep the disk (not the
