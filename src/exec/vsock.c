@@ -20,7 +20,11 @@
 
 int exec_vsock_is_transient(int code)
 {
-        return code == -ENOENT || code == -ECONNREFUSED || code == -EAGAIN || code == -ECONNRESET;
+        /* -EPIPE: the VMM accepted and closed before our CONNECT line went
+         * out; the same "guest not listening yet" as an EOF before the
+         * reply (-ECONNRESET), only the timing differs. */
+        return code == -ENOENT || code == -ECONNREFUSED || code == -EAGAIN || code == -ECONNRESET ||
+               code == -EPIPE;
 }
 
 /* Waits for |events| on |fd| until |deadline_ms|. Returns 0, -ETIMEDOUT,

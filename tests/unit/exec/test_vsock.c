@@ -126,8 +126,11 @@ Test(exec_vsock, eof_before_ok_is_transient)
 
         fake_start(&f);
         r = exec_vsock_connect(f.path, 10000, ha_now_ms() + 2000, &fd, NULL);
-        cr_assert_eq(r, -ECONNRESET);
+        /* EOF on the reply, or EPIPE when the close beat our CONNECT line
+         * (a slow machine, TSan): both mean the guest is not there yet. */
+        cr_assert(r == -ECONNRESET || r == -EPIPE, "%d", r);
         cr_assert(exec_vsock_is_transient(r), "nobody listening yet: retry");
+        cr_assert(exec_vsock_is_transient(-EPIPE));
         cr_assert_eq(fd, -1);
         fake_stop(&f);
 }
