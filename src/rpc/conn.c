@@ -4,9 +4,16 @@
  * loop thread. Bytes nghttp2 produces are collected in wbuf and written once
  * per loop turn (rpc_conn_flush); when the socket is full we stop asking
  * nghttp2 for more, which bounds memory per connection.
+ *
+ * TLS output goes through a BIO of our own (after the handshake): SSL_write
+ * seals records into tls_out and one write(2) carries several of them, not
+ * one syscall per 16 KiB record. EPOLLOUT is in the epoll set only while a
+ * write would block; an always-writable socket left armed makes the loop
+ * spin through every streamed response.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +31,8 @@
 /* Bytes of nghttp2 output buffered before we wait for the socket. */
 #define CONN_WBUF_HIGH (256u << 10)
 #define CONN_WBUF_LIMIT (4u << 20)
+/* TLS records sealed per turn before they are written: several per write(2). */
+#define CONN_TLS_OUT_HIGH (128u << 10)
 /* Connection-level receive window: large, so one slow stream does not
  * throttle the others (per-stream windows do the backpressure). */
 #define CONN_RECV_WINDOW (16u << 20)
@@ -31,12 +40,71 @@
 
 static void conn_timer_fire(struct rpc_timer *t);
 
+/* Makes the epoll set match want_write_io; a no-op when it already does. */
 static void update_epoll(struct rpc_conn *c)
 {
+        if (c->want_write_io == c->epollout_armed)
+                return;
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
         if (c->want_write_io)
                 ev.events |= EPOLLOUT;
-        epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        if (epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+                c->epollout_armed = c->want_write_io;
+}
+
+/* --- output buffers -------------------------------------------------------- */
+
+/* Written bytes leave the front of an output buffer by moving an offset, not
+ * the rest of the buffer: a TLS write takes one record at a time, and a
+ * memmove of up to 256 KiB per 16 KiB record was the largest CPU cost of a
+ * streamed response. The live bytes move down only when an append needs the
+ * room. */
+static size_t outq_len(const struct ha_buf *b, size_t off)
+{
+        return b->len - off;
+}
+
+static int outq_append(struct ha_buf *b, size_t *off, const void *p, size_t n)
+{
+        if (*off && b->len + n > b->cap) {
+                memmove(b->data, b->data + *off, b->len - *off);
+                b->len -= *off;
+                *off = 0;
+        }
+        return ha_buf_append(b, p, n);
+}
+
+static void outq_consume(struct ha_buf *b, size_t *off, size_t n)
+{
+        *off += n;
+        if (*off >= b->len)
+                b->len = *off = 0;
+}
+
+/* The TLS write BIO: takes every record into tls_out (bounded by the
+ * caller, seal(), and by the buffer's limit); rpc_conn_flush writes it. */
+static int tls_bio_write(BIO *b, const char *data, int len)
+{
+        struct rpc_conn *c = BIO_get_data(b);
+        BIO_clear_retry_flags(b);
+        if (len <= 0)
+                return 0;
+        if (outq_append(&c->tls_out, &c->toff, data, (size_t)len) < 0)
+                return -1;
+        return len;
+}
+
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+        struct rpc_conn *c = BIO_get_data(b);
+        switch (cmd) {
+        case BIO_CTRL_FLUSH:
+                return 1;       /* rpc_conn_flush writes tls_out */
+        case BIO_CTRL_WPENDING:
+                return (long)outq_len(&c->tls_out, c->toff);
+        default:
+                return 0;
+        }
 }
 
 static void arm_idle(struct rpc_conn *c)
@@ -196,15 +264,16 @@ static int on_invalid_frame(nghttp2_session *h2, const nghttp2_frame *f, int lib
 static ssize_t on_send(nghttp2_session *h2, const uint8_t *data, size_t len, int flags, void *ud)
 {
         struct rpc_conn *c = ud;
-        if (c->wbuf.len >= CONN_WBUF_HIGH)
+        if (outq_len(&c->wbuf, c->woff) >= CONN_WBUF_HIGH)
                 return NGHTTP2_ERR_WOULDBLOCK;
-        if (ha_buf_append(&c->wbuf, data, len) < 0)
+        if (outq_append(&c->wbuf, &c->woff, data, len) < 0)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
         return (ssize_t)len;
 }
 
 static nghttp2_session_callbacks *g_callbacks;
 static nghttp2_option *g_options;
+static BIO_METHOD *g_tls_bio;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init_callbacks(void)
@@ -229,6 +298,12 @@ static void init_callbacks(void)
         /* SETTINGS with many entries, and PING/SETTINGS ack floods. */
         nghttp2_option_set_max_settings(g_options, 32);
         nghttp2_option_set_max_outbound_ack(g_options, 1000);
+
+        g_tls_bio = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "hostagent tls out");
+        if (g_tls_bio) {
+                BIO_meth_set_write(g_tls_bio, tls_bio_write);
+                BIO_meth_set_ctrl(g_tls_bio, tls_bio_ctrl);
+        }
 }
 
 static int session_start(struct rpc_conn *c)
@@ -278,6 +353,7 @@ struct rpc_conn *rpc_conn_new(rpc_server *s, int fd, bool tls, const struct sock
         c->id = ++s->next_conn_id;
         c->timer.fire = conn_timer_fire;
         ha_buf_init(&c->wbuf, CONN_WBUF_LIMIT);
+        ha_buf_init(&c->tls_out, CONN_WBUF_LIMIT);
         format_peer(sa, c->peer_addr, sizeof c->peer_addr);
         if (tls) {
                 pthread_mutex_lock(&s->tls_lock);
@@ -345,8 +421,14 @@ void rpc_conn_free(struct rpc_conn *c)
         ha_metrics_http2_conn(c->ssl ? "tls" : "h2c", -1);
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         if (c->ssl) {
-                if (!c->handshaking)
+                if (!c->handshaking) {
+                        /* close_notify lands in tls_out: one try to send it. */
                         SSL_shutdown(c->ssl);
+                        if (outq_len(&c->tls_out, c->toff)) {
+                                ssize_t w = write(c->fd, c->tls_out.data + c->toff, outq_len(&c->tls_out, c->toff));
+                                (void)w;
+                        }
+                }
                 SSL_free(c->ssl);
                 ERR_clear_error();
         }
@@ -359,6 +441,7 @@ void rpc_conn_free(struct rpc_conn *c)
                 c->next->prev = c->prev;
         s->nconns--;
         ha_buf_done(&c->wbuf);
+        ha_buf_done(&c->tls_out);
         ha_log_debug("rpc.conn_close", "conn=%" PRIu64 " peer=%s", c->id, c->peer_addr);
         free(c->peer_identity);
         free(c);
@@ -423,23 +506,42 @@ static ssize_t conn_read(struct rpc_conn *c, uint8_t *buf, size_t len)
 }
 
 /* Returns bytes written, -EAGAIN, or another -errno. */
-static ssize_t conn_write(struct rpc_conn *c, const uint8_t *buf, size_t len)
+static ssize_t sock_write(int fd, const uint8_t *buf, size_t len)
 {
-        if (!c->ssl) {
-                ssize_t n = write(c->fd, buf, len);
-                if (n < 0)
-                        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
-                return n;
+        ssize_t n = write(fd, buf, len);
+        if (n < 0)
+                return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return n;
+}
+
+/* TLS: seals wbuf into records in tls_out, until CONN_TLS_OUT_HIGH is
+ * waiting. Our BIO takes every record, so SSL_write cannot ask to wait;
+ * a failure is final. Returns 0 or -EIO. */
+static int seal(struct rpc_conn *c)
+{
+        while (outq_len(&c->wbuf, c->woff) > 0 && outq_len(&c->tls_out, c->toff) < CONN_TLS_OUT_HIGH) {
+                size_t n = outq_len(&c->wbuf, c->woff);
+                ERR_clear_error();
+                int w = SSL_write(c->ssl, c->wbuf.data + c->woff, n > INT_MAX ? INT_MAX : (int)n);
+                if (w <= 0) {
+                        ERR_clear_error();
+                        return -EIO;
+                }
+                outq_consume(&c->wbuf, &c->woff, (size_t)w);
         }
-        ERR_clear_error();
-        int n = SSL_write(c->ssl, buf, (int)len);
-        if (n > 0)
-                return n;
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-                return -EAGAIN;
-        ERR_clear_error();
-        return -EIO;
+        return 0;
+}
+
+/* After the handshake: TLS output goes to tls_out (see the top). */
+static int tls_out_start(struct rpc_conn *c)
+{
+        BIO *b = g_tls_bio ? BIO_new(g_tls_bio) : NULL;
+        if (!b)
+                return -ENOMEM;
+        BIO_set_data(b, c);
+        BIO_set_init(b, 1);
+        SSL_set0_wbio(c->ssl, b);       /* the socket BIO stays the read side */
+        return 0;
 }
 
 static int do_handshake(struct rpc_conn *c)
@@ -456,6 +558,9 @@ static int do_handshake(struct rpc_conn *c)
                         ha_metrics_tls_handshake_failed("no ALPN h2");
                         return -EPROTO;
                 }
+                pthread_once(&g_once, init_callbacks);
+                if (tls_out_start(c) < 0)
+                        return -ENOMEM;
                 c->handshaking = false;
                 rpc_timer_disarm(c->srv, &c->timer);
                 c->peer_identity = rpc_tls_peer_identity(c->ssl);
@@ -521,7 +626,7 @@ void rpc_conn_on_io(struct rpc_conn *c, uint32_t events)
                                 c->closing = true;
                                 break;
                         }
-                        if (c->wbuf.len >= CONN_WBUF_HIGH)
+                        if (outq_len(&c->wbuf, c->woff) >= CONN_WBUF_HIGH)
                                 break;
                         /* GOAWAY decided (a flood): stop parsing the peer. */
                         if (!nghttp2_session_want_read(c->h2))
@@ -535,8 +640,11 @@ void rpc_conn_flush(struct rpc_conn *c)
 {
         if (c->handshaking)
                 return;
+        /* What goes to the socket: sealed records for TLS, else wbuf itself. */
+        struct ha_buf *out = c->ssl ? &c->tls_out : &c->wbuf;
+        size_t *off = c->ssl ? &c->toff : &c->woff;
         for (;;) {
-                if (!c->closing && c->wbuf.len < CONN_WBUF_HIGH) {
+                if (!c->closing && outq_len(&c->wbuf, c->woff) < CONN_WBUF_HIGH) {
                         int rv = nghttp2_session_send(c->h2);
                         if (rv != 0) {
                                 ha_log_debug("rpc.h2_send_failed", "conn=%" PRIu64 " err=\"%s\"", c->id,
@@ -544,9 +652,14 @@ void rpc_conn_flush(struct rpc_conn *c)
                                 c->closing = true;
                         }
                 }
-                if (c->wbuf.len == 0)
+                if (c->ssl && seal(c) < 0) {
+                        ha_log_debug("rpc.tls_write_failed", "conn=%" PRIu64, c->id);
+                        rpc_conn_free(c);
+                        return;
+                }
+                if (outq_len(out, *off) == 0)
                         break;
-                ssize_t n = conn_write(c, c->wbuf.data, c->wbuf.len);
+                ssize_t n = sock_write(c->fd, out->data + *off, outq_len(out, *off));
                 if (n == -EAGAIN) {
                         c->want_write_io = true;
                         update_epoll(c);
@@ -557,16 +670,15 @@ void rpc_conn_flush(struct rpc_conn *c)
                         rpc_conn_free(c);
                         return;
                 }
-                ha_buf_consume(&c->wbuf, (size_t)n);
-                if (c->wbuf.len > 0)
-                        continue;       /* partial write: try again, EAGAIN ends it */
+                outq_consume(out, off, (size_t)n);
+                if (outq_len(out, *off) > 0 || outq_len(&c->wbuf, c->woff) > 0)
+                        continue;       /* partial write or more to seal: EAGAIN ends it */
                 if (c->closing || !nghttp2_session_want_write(c->h2))
                         break;
         }
-        if (c->want_write_io) {
-                c->want_write_io = false;
-                update_epoll(c);
-        }
+        /* Drained: stop watching for writability. */
+        c->want_write_io = false;
+        update_epoll(c);
         if (c->closing || (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))) {
                 ha_log_debug("rpc.conn_done", "conn=%" PRIu64 " closing=%d", c->id, c->closing);
                 rpc_conn_free(c);

@@ -162,11 +162,15 @@ struct rpc_conn {
         SSL *ssl;                           /* NULL for h2c */
         nghttp2_session *h2;
         bool handshaking, closing, want_write_io;
+        bool epollout_armed;                /* EPOLLOUT is in the epoll set now */
         bool dirty;                         /* has frames to send */
         bool in_dirty_list;
         struct rpc_conn *dirty_next;
         struct rpc_conn *prev, *next;       /* server's list */
         struct ha_buf wbuf;                 /* bytes nghttp2 produced, not yet written */
+        size_t woff;                        /* wbuf bytes before this are gone already */
+        struct ha_buf tls_out;              /* TLS: records sealed, not yet written */
+        size_t toff;                        /* tls_out bytes before this are written */
         struct rpc_timer timer;             /* handshake / idle */
         struct rpc_call *calls;             /* live calls (loop thread) */
         unsigned nstreams;
