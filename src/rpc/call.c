@@ -360,10 +360,11 @@ static void dispatch(struct rpc_call *c)
         ha_workq *q = c->method->kind == RPC_UNARY ? c->srv->workq : c->srv->workq_streams;
         int r = ha_workq_push(q, &c->job);
         if (r < 0) {
-                rpc_call_unref(c);
+                /* Finish before dropping the job's reference: it may be the last. */
                 rpc_call_finish(c, r == -EAGAIN ? RPC_RESOURCE_EXHAUSTED : RPC_UNAVAILABLE,
                                 r == -EAGAIN ? "server busy: too many calls waiting for a worker"
                                              : "server is shutting down");
+                rpc_call_unref(c);
         }
 }
 
@@ -842,21 +843,38 @@ int rpc_call_encode(struct rpc_call *c, const ProtobufCMessage *msg, uint8_t **r
         return rpc_codec_encode(c->codec, msg, ret, ret_len);
 }
 
-int rpc_call_send(rpc_call *c, const ProtobufCMessage *msg)
+static int too_large(struct rpc_call *c, size_t len)
 {
-        if (atomic_load(&c->cancelled))
-                return -ECANCELED;
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message of %zu bytes exceeds the limit of %zu", len,
+                        c->srv->cfg.limits.max_message_bytes);
+        return -EMSGSIZE;
+}
+
+/* Encodes and frames one response message into a chunk. */
+static int make_response_chunk(struct rpc_call *c, const ProtobufCMessage *msg, struct rpc_chunk **ret)
+{
+        size_t limit = c->srv->cfg.limits.max_message_bytes;
+        if (c->proto == &rpc_proto_grpc && c->codec == RPC_CODEC_PROTO && !c->resp_gzip) {
+                /* The common case, packed straight behind its envelope
+                 * header: no second copy of the message (a 128 KiB exec
+                 * output chunk). */
+                size_t len = protobuf_c_message_get_packed_size(msg);
+                if (len > limit)
+                        return too_large(c, len);
+                if (rpc_chunk_new(RPC_ENVELOPE_HDR + len, ret) < 0)
+                        return -ENOMEM;
+                rpc_envelope_put_header((*ret)->data, 0, (uint32_t)len);
+                protobuf_c_message_pack(msg, (*ret)->data + RPC_ENVELOPE_HDR);
+                return 0;
+        }
         uint8_t *bytes;
         size_t len;
         int r = rpc_call_encode(c, msg, &bytes, &len);
         if (r < 0)
                 return r;
-        size_t limit = c->srv->cfg.limits.max_message_bytes;
         if (len > limit) {
                 free(bytes);
-                rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message of %zu bytes exceeds the limit of %zu",
-                                len, limit);
-                return -EMSGSIZE;
+                return too_large(c, len);
         }
         uint8_t flags = 0;
         if (c->resp_gzip && len > 0) {
@@ -869,9 +887,17 @@ int rpc_call_send(rpc_call *c, const ProtobufCMessage *msg)
                         flags = 1;
                 }
         }
-        struct rpc_chunk *ch;
-        r = c->proto->frame(c, flags, bytes, len, &ch);
+        r = c->proto->frame(c, flags, bytes, len, ret);
         free(bytes);
+        return r;
+}
+
+int rpc_call_send(rpc_call *c, const ProtobufCMessage *msg)
+{
+        if (atomic_load(&c->cancelled))
+                return -ECANCELED;
+        struct rpc_chunk *ch;
+        int r = make_response_chunk(c, msg, &ch);
         if (r < 0)
                 return r;
         size_t high = c->srv->cfg.limits.stream_out_high_water;
