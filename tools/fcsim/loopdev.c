@@ -15,8 +15,13 @@
 #include <unistd.h>
 
 /* Another process may take the free device between GET_FREE and
- * CONFIGURE (-EBUSY); a few retries cover any realistic contention. */
-#define LOOP_ATTACH_TRIES 16
+ * CONFIGURE (-EBUSY). Concurrent attachers are all handed the same free
+ * number and only one wins per round, so the tries must outnumber them:
+ * 32 concurrent creates (bench/sandbox.py) plus other agents on the host
+ * exhausted 16. A pause of up to LOOP_RETRY_PAUSE_US after a lost round
+ * spreads the contenders out. */
+#define LOOP_ATTACH_TRIES 256
+#define LOOP_RETRY_PAUSE_US 1000
 
 static int configure(int loop_fd, int file_fd, bool ro, const char *image)
 {
@@ -80,6 +85,9 @@ int fcsim_loop_attach(const char *image, bool ro, int *ret_fd, char ret_path[FCS
                 close(loop_fd);
                 if (r != -EBUSY)
                         ha_err_set(err, r, "cannot attach %s to %s: %s", image, path, strerror(-r));
+                else
+                        usleep((useconds_t)(((unsigned)getpid() * 7919u + (unsigned)i * 104729u) %
+                                            LOOP_RETRY_PAUSE_US));
         }
         if (r == -EBUSY)
                 ha_err_set(err, r, "cannot attach %s: every free loop device was taken", image);
