@@ -36,6 +36,7 @@ for t in "${targets[@]}"; do
   if compgen -G "$reg/*" >/dev/null; then
     if ! "$bin" -runs=1 "$reg"/* >"$out/$t.replay.log" 2>&1; then
       printf '%-28s %12s %8s %s\n' "$t" - - "REGRESSION (see $out/$t.replay.log)"
+      grep -m4 -E 'invariant failed|==[0-9]+== ?ERROR|runtime error:|^SUMMARY' "$out/$t.replay.log" | sed 's/^/  | /' || true
       fail=1
       continue
     fi
@@ -45,12 +46,20 @@ for t in "${targets[@]}"; do
   seeds=()
   [ -d "$here/corpus/$t" ] && seeds=("$here/corpus/$t")
   rc=0
+  touch "$out/$t.start"
   "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$reg/" "$work" "${seeds[@]}" >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   if [ $rc -ne 0 ]; then
     printf '%-28s %12s %8s %s\n' "$t" "${runs:--}" "${rate:--}" "CRASH rc=$rc (input in $reg/, log $log)"
+    # CI keeps no files: print the input so it can be committed from the log
+    # (base64 -d > tests/fuzz/regressions/<target>/<name>).
+    find "$reg" -type f -newer "$out/$t.start" -print0 | while IFS= read -r -d '' f; do
+      echo "  $f (base64):"
+      base64 -w 76 "$f" | sed 's/^/    /'
+    done
+    grep -m4 -E 'invariant failed|==[0-9]+== ?ERROR|runtime error:|^SUMMARY' "$log" | sed 's/^/  | /' || true
     fail=1
   else
     printf '%-28s %12s %8s %s\n' "$t" "$runs" "$rate" ok
