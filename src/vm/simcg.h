@@ -17,7 +17,8 @@
  * SIGKILL, so the guest can act on it). */
 void vm_simcg_thaw(const char *id, pid_t pid);
 /* Removes fcsim-<id>-<pid> from every controller where it exists, retrying
- * for a bounded time while the kernel reaps the last tasks. */
+ * while the kernel reaps the last tasks (up to 15 s in all: a dying guest
+ * unmounts its filesystem before it leaves the group). */
 void vm_simcg_remove(const char *id, pid_t pid);
 
 #endif

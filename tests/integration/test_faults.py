@@ -45,7 +45,13 @@ def host(certs, images, tmp_path, pb):
 
 def no_leaks(h, sandboxes):
     d = settle(h, sandboxes)
-    assert d == {}, "host differs from what the sandboxes own (found, expected):\n" + pprint.pformat(d, width=150)
+    short = {}
+    for k, (got, want) in d.items():
+        if isinstance(got, list) and isinstance(want, list):
+            short[k] = {"extra": sorted(set(got) - set(want)), "missing": sorted(set(want) - set(got))}
+        else:
+            short[k] = {"found": got, "expected": want}
+    assert d == {}, "host differs from what the sandboxes own:\n" + pprint.pformat(short, width=150)
 
 
 def settle(h, sandboxes, timeout=10):
