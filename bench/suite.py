@@ -88,8 +88,33 @@ def run_part(cmd, out_json):
 
 
 def header(part, res):
-    return "Run %s–%s UTC, load average %s at the start and %s at the end; `%s`; %s." % (
-        res["started"], res["ended"], res["load_start"], res["load_end"], res["command"], res["agent"])
+    runs = res.get("merged") or [res]
+    return "\n\n".join("Run %s–%s UTC, load average %s at the start and %s at the end; `%s`; %s." % (
+        r["started"], r["ended"], r["load_start"], r["load_end"], r["command"], r["agent"]) for r in runs)
+
+
+def merge(files):
+    """Results of several --json files as one: a later file's rpc part
+    replaces an earlier one; sandbox parts are merged (exec from the last
+    file that has it, lifecycle rows by filesystem), each run's header kept."""
+    out = {}
+    for path in files:
+        with open(path) as f:
+            res = json.load(f)
+        for key, part in res.items():
+            if key != "sandbox" or "sandbox" not in out:
+                out[key] = part
+                continue
+            old = out["sandbox"]
+            runs = old.get("merged") or [{k: old[k] for k in HEADER_KEYS}]
+            if part.get("exec"):
+                old["exec"] = part["exec"]
+            old.setdefault("lifecycle", {}).update(part.get("lifecycle") or {})
+            old["merged"] = runs + (part.get("merged") or [{k: part[k] for k in HEADER_KEYS}])
+    return out
+
+
+HEADER_KEYS = ("started", "ended", "load_start", "load_end", "command", "agent")
 
 
 def blocks(results):
@@ -100,7 +125,9 @@ def blocks(results):
         out["rpc"] = header("rpc", r) + "\n\n" + r["stdout"].strip()
     if "sandbox" in results:
         r = results["sandbox"]
-        for name, text in r["md"].items():
+        sys.path.insert(0, HERE)
+        import sandbox   # the renderer of the current checkout, so --from-json picks up its changes
+        for name, text in sandbox.render(r).items():
             out[name] = text
         out["sandbox_run"] = header("sandbox", r)
     return out
@@ -126,10 +153,12 @@ def main():
     ap.add_argument("--warmup", type=float, default=1, help="h2load warm-up seconds per rpc row")
     ap.add_argument("--creates", type=int, default=32, help="creates per sustained-rate run")
     ap.add_argument("--fs", default="host,xfs", help="lifecycle state filesystems: host, xfs")
+    ap.add_argument("--concurrency", default="1,8,32", help="lifecycle create concurrency levels")
     ap.add_argument("--only", default=",".join(PARTS), help="comma list of parts: rpc, exec, lifecycle")
     ap.add_argument("--smoke", action="store_true", help="tiny fixed-count runs of every part (CI)")
     ap.add_argument("--json", help="write all results to this file")
-    ap.add_argument("--from-json", help="re-render results saved with --json; runs nothing")
+    ap.add_argument("--from-json", help="re-render results saved with --json (a comma list is merged, e.g. "
+                    "lifecycle rows of separate runs per filesystem); runs nothing")
     ap.add_argument("--out", help="the document to write (default docs/BENCHMARKS.md; with --smoke: none)")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
@@ -140,8 +169,7 @@ def main():
     out_doc = a.out or (None if a.smoke else os.path.join(TOP, "docs", "BENCHMARKS.md"))
 
     if a.from_json:
-        with open(a.from_json) as f:
-            results = json.load(f)
+        results = merge(a.from_json.split(","))
     else:
         results = {}
         work = tempfile.mkdtemp(prefix="ha-suite-")
@@ -154,6 +182,7 @@ def main():
         if sbx:
             jobs.append(("sandbox", [sys.executable, os.path.join(HERE, "sandbox.py"), "--duration",
                                      str(a.duration), "--creates", str(a.creates), "--fs", a.fs,
+                                     "--concurrency", a.concurrency,
                                      "--only", ",".join(sbx)] + common))
         for name, cmd in jobs:
             started, load_start = datetime.datetime.utcnow(), load_avg()
