@@ -44,6 +44,7 @@ What it offers:
                              table, loop devices, cgroups, dirs).
   vmm_pids_under(run_dir)    {sandbox id: pid} for any run dir.
 """
+import ipaddress
 import json
 import os
 import random
@@ -120,18 +121,33 @@ def _run_json(cmd):
     return json.loads(p.stdout)
 
 
+def _routes_overlap(ranges):
+    nets = [ipaddress.ip_network(r) for r in ranges]
+    for r in _run_json(["ip", "-j", "route", "show", "table", "all"]) or []:
+        try:
+            dst = ipaddress.ip_network(r.get("dst", ""), strict=False)
+        except ValueError:
+            continue        # "default", multicast names...
+        if dst.version == 4 and dst.prefixlen > 0 and any(dst.overlaps(n) for n in nets):
+            return True
+    return False
+
+
 class Host:
     def __init__(self, certs, workdir, images, slots=24, extra=(), prefix=None):
         self.certs, self.workdir, self.images = certs, workdir, images
-        self.prefix = prefix or "f" + "".join(random.choice(string.ascii_lowercase) for _ in range(3))
-        self.run_dir = f"/run/ha-{self.prefix}"
         self.state_dir = os.path.join(workdir, "state")
         self.slots, self.extra = slots, list(extra)
-        # Address ranges derived from the prefix (as test_e2e does, in
-        # another part of the 10/8 space): agents on one host must not overlap.
-        k = sum(ord(ch) * 7 ** i for i, ch in enumerate(self.prefix)) % 50
-        self.sandbox_range = f"10.{200 + k}.0.0/16"
-        self.veth_range = f"172.{16 + k % 16}.{150 + k}.0/24"
+        # Agents of other tests may run on this host at the same time: take
+        # a prefix whose address ranges no existing route overlaps.
+        for _ in range(100):
+            self.prefix = prefix or "f" + "".join(random.choice(string.ascii_lowercase) for _ in range(3))
+            k = sum(ord(ch) * 7 ** i for i, ch in enumerate(self.prefix)) % 50
+            self.sandbox_range = f"10.{200 + k}.0.0/16"
+            self.veth_range = f"172.{16 + k % 16}.{150 + k}.0/24"
+            if prefix or not _routes_overlap((self.sandbox_range, self.veth_range)):
+                break
+        self.run_dir = f"/run/ha-{self.prefix}"
         self.agent = None
         self.generation = 0
 
