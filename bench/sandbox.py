@@ -615,10 +615,12 @@ def main():
                     res["exec"] = bench_exec(ag, a, t0)
                 if "lifecycle" in parts:
                     res["lifecycle"][kind + " (" + fs.fstype + ")"] = bench_lifecycle(ag, a, t0, fs)
-            except Exception:
+            except Exception as e:  # noqa: BLE001 - one filesystem failing must not lose the others
+                import traceback
+                traceback.print_exc()
                 if ag:
                     print(ag.log()[-4000:], file=sys.stderr)
-                raise
+                res.setdefault("errors", []).append("%s: %s" % (kind, e))
             finally:
                 if ag:
                     ag.destroy_all()
@@ -633,7 +635,9 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
-    return 0
+    for e in res.get("errors", []):
+        print("sandbox: FAILED on %s" % e, file=sys.stderr)
+    return 1 if res.get("errors") else 0
 
 
 if __name__ == "__main__":

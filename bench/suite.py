@@ -78,12 +78,14 @@ def run_part(cmd, out_json):
     plus its markdown stdout."""
     print("suite: " + " ".join(cmd), file=sys.stderr, flush=True)
     p = subprocess.run(cmd + ["--json", out_json], stdout=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        sys.stdout.write(p.stdout)
-        raise SystemExit("suite: %s failed (%d)" % (os.path.basename(cmd[1]), p.returncode))
-    with open(out_json) as f:
-        res = json.load(f)
+    res = {}
+    if os.path.exists(out_json):
+        with open(out_json) as f:
+            res = json.load(f)
     res["stdout"] = p.stdout
+    if p.returncode != 0:
+        print("suite: %s failed (%d)" % (os.path.basename(cmd[1]), p.returncode), file=sys.stderr)
+        res["failed"] = p.returncode
     return res
 
 
@@ -171,7 +173,7 @@ def main():
     if a.from_json:
         results = merge(a.from_json.split(","))
     else:
-        results = {}
+        results, failed = {}, []
         work = tempfile.mkdtemp(prefix="ha-suite-")
         common = ["--build", a.build, "--runs", str(a.runs)] + (["--smoke"] if a.smoke else [])
         jobs = []
@@ -191,8 +193,14 @@ def main():
                        ended=datetime.datetime.utcnow().strftime("%H:%M"), load_start=load_start,
                        load_end=load_avg(), agent=agent_version(a.build), machine=machine(),
                        command=command_line())
-            results[name] = res
             sys.stdout.write(res["stdout"])
+            if res.get("failed"):
+                # Kept in --json for a look, not rendered: the document keeps
+                # this part's last complete blocks.
+                failed.append(name)
+                results.setdefault("failed", {})[name] = res
+            else:
+                results[name] = res
         shutil.rmtree(work, ignore_errors=True)
         results["machine"] = machine()
     if a.json:
@@ -211,6 +219,10 @@ def main():
         with open(out_doc, "w") as f:
             f.write(render(template, current, gen))
         print("suite: wrote %s" % out_doc, file=sys.stderr)
+    if not a.from_json and failed:
+        print("suite: FAILED: %s (see above; their blocks were left as they were)" % ", ".join(failed),
+              file=sys.stderr)
+        return 1
     return 0
 
 
