@@ -111,7 +111,20 @@ def vmm_pids_under(run_dir):
                 sid = a[i + 1][len(pre):-len(b"/api.sock")].decode(errors="replace")
                 out.setdefault(sid, []).append(pid)
                 break
+    for sid, pids in out.items():
+        # fcsim's guest, between clone and exec, still shows fcsim's
+        # command line: keep the VMM, not its children.
+        if len(pids) > 1:
+            out[sid] = [p for p in pids if _ppid(p) not in pids] or pids
     return {k: (v[0] if len(v) == 1 else sorted(v)) for k, v in out.items()}
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _run_json(cmd):

@@ -54,7 +54,7 @@ def no_leaks(h, sandboxes):
     assert d == {}, "host differs from what the sandboxes own:\n" + pprint.pformat(short, width=150)
 
 
-def settle(h, sandboxes, timeout=10):
+def settle(h, sandboxes, timeout=20):
     """The host matches |sandboxes| (None: nothing at all). Polls briefly:
     the kernel detaches a killed VMM's loop device and reaps its guest a
     moment after the process is gone."""
