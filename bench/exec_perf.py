@@ -29,7 +29,9 @@ loop devices), creates one sandbox, then measures in the same run:
 The build dir (default $HA_BUILD_DIR, else build/) must hold hostagent,
 tools/fcsim/fcsim and guest/hostagent-guest (a plain, non-sanitizer build).
 --agent runs another hostagent binary with that build's simulator and
-guest (an A/B of the agent alone).
+guest (an A/B of the agent alone). $HA_GUEST_BUILD_DIR, when set, is where
+the static guest agent comes from instead (scripts/test.sh sets it for
+sanitizer builds, which cannot make it).
 """
 import argparse
 import json
@@ -254,7 +256,8 @@ def main():
         subprocess.run([os.path.join(TOP, "scripts", "gen-certs.sh"), certs], check=True, stdout=subprocess.DEVNULL)
         images = os.path.join(work, "images")
         subprocess.run([os.path.join(TOP, "scripts", "build-rootfs.sh"), images], check=True,
-                       stdout=subprocess.DEVNULL, env=dict(os.environ, HA_BUILD_DIR=build))
+                       stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, HA_BUILD_DIR=os.environ.get("HA_GUEST_BUILD_DIR", build)))
         agent = Agent(build, work, certs, images, a.agent and os.path.abspath(a.agent))
         ch = channel(agent.port, certs)
         stub = pbg.HostAgentServiceStub(ch)
