@@ -249,7 +249,7 @@ def main():
         sys.exit("exec_perf: needs root (the simulator uses namespaces and loop devices)")
     build = os.path.abspath(a.build)
     work = tempfile.mkdtemp(prefix="exec-perf-")
-    agent = None
+    agent = stub = None
     try:
         pb, pbg = stubs(work)
         certs = os.path.join(work, "certs")
@@ -310,14 +310,25 @@ def main():
                   med("exec_mbs"), med("exec_pct_of_host_raw"), med("exec_pct_of_guest_raw"), med("exec_dd_mbs"),
                   med("exec_dd_pct_of_host_raw"), med("exec_dd_pct_of_guest_raw"), med("agent_cpu"),
                   statistics.median(r["dd"]["agent_cpu"] for r in res["runs"]), a.mib))
-        stub.DestroySandbox(pb.DestroySandboxRequest(sandbox_id=sid))
-        ch.close()
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(res, f, indent=1)
     finally:
+        # A stopped agent leaves its VMs running (they survive restarts):
+        # the sandbox goes first, also when a measurement failed.
+        if stub:
+            try:
+                stub.DestroySandbox(pb.DestroySandboxRequest(sandbox_id="perf"), timeout=120)
+            except Exception as e:  # noqa: BLE001 - reported, cleanup goes on
+                print("exec_perf: destroying the sandbox: %s" % e, file=sys.stderr)
         if agent:
             agent.stop()
+            # Empty directories only (rmdir): never through a mount point.
+            for d in (os.path.join(agent.run_dir, "vmroot"), agent.run_dir):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
         shutil.rmtree(work, ignore_errors=True)
 
 
