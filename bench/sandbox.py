@@ -23,7 +23,9 @@ the same run, measured right after it:
 
 Output: markdown on stdout and --json FILE. Needs root (namespaces, loop
 devices, nftables) and a build dir holding hostagent, tools/fcsim/fcsim and
-guest/hostagent-guest (a non-sanitizer build: the guest agent is static).
+guest/hostagent-guest; the guest agent is static, so for a sanitizer build
+point --guest-build (or HA_GUEST_BUILD_DIR, as scripts/test.sh does) at a
+plain build.
 """
 import argparse
 import concurrent.futures
@@ -565,6 +567,8 @@ def render(res):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.environ.get("HA_BUILD_DIR", os.path.join(TOP, "build")))
+    ap.add_argument("--guest-build", default=os.environ.get("HA_GUEST_BUILD_DIR"),
+                    help="build dir of the static guest agent (default: --build)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5, help="seconds per latency row (exec)")
     ap.add_argument("--exec-bytes", type=int, default=64 << 20, help="bytes of the output throughput row")
@@ -580,9 +584,10 @@ def main():
         a.runs = 1
     if os.geteuid() != 0:
         sys.exit("sandbox: needs root (network namespaces, loop devices, nftables)")
-    for exe in ("hostagent", "tools/fcsim/fcsim", "guest/hostagent-guest"):
-        if not os.path.exists(os.path.join(a.build, exe)):
-            sys.exit("sandbox: %s not built in %s" % (exe, a.build))
+    a.guest_build = os.path.abspath(a.guest_build or a.build)
+    for d, exe in ((a.build, "hostagent"), (a.build, "tools/fcsim/fcsim"), (a.guest_build, "guest/hostagent-guest")):
+        if not os.path.exists(os.path.join(d, exe)):
+            sys.exit("sandbox: %s not built in %s" % (exe, d))
     parts = a.only.split(",")
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="ha-bench-sbx-")
@@ -594,7 +599,7 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         images = os.path.join(work, "images")
         subprocess.run([os.path.join(TOP, "scripts", "build-rootfs.sh"), images], check=True,
-                       env=dict(os.environ, HA_BUILD_DIR=a.build), stdout=subprocess.DEVNULL)
+                       env=dict(os.environ, HA_BUILD_DIR=a.guest_build), stdout=subprocess.DEVNULL)
         pb = stubs(work)
         log(t0, "certs, image and stubs ready")
         fss = a.fs.split(",") if "lifecycle" in parts else ["host"]
@@ -625,6 +630,15 @@ def main():
                 if ag:
                     ag.destroy_all()
                     ag.stop()
+                    # A sanitizer build's report fails the run (the work
+                    # dir, logs included, is deleted at the end).
+                    text = ag.log()
+                    for word in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                                 "WARNING: ThreadSanitizer"):
+                        if word in text:
+                            i = text.index(word)
+                            print(text[max(0, i - 2000):i + 6000], file=sys.stderr)
+                            res.setdefault("errors", []).append("%s: agent log has %r" % (kind, word))
                 fs.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
