@@ -6,9 +6,10 @@
 # to its reference in the same run, and writes docs/BENCHMARKS.md from
 # bench/BENCHMARKS.md.in.
 #   bench/run.sh [--build DIR] [--runs N] [--duration S] [--creates N]
-#                [--fs host,xfs] [--only rpc,exec,lifecycle] [--smoke]
-#                [--json FILE] [--from-json FILE] [--out FILE]
+#                [--fs host,xfs] [--concurrency 1,8,32] [--only rpc,exec,lifecycle]
+#                [--smoke] [--json FILE] [--from-json FILE[,FILE...]] [--out FILE]
 # The build dir (default: build/, or $HA_BUILD_DIR) must hold hostagent,
 # tests/testd/hostagent-testd, tools/fcsim/fcsim, guest/hostagent-guest and
-# bench/ref_grpc_server (reference rows are skipped when it is missing).
+# bench/ref_grpc_server (reference rows are skipped when it is missing); for a
+# sanitizer build, HA_GUEST_BUILD_DIR names a plain build for the static guest.
 exec /usr/bin/python3 "$(dirname "$0")/suite.py" "$@"
