@@ -54,15 +54,20 @@ static void requests_log(char *buf, size_t size)
         snprintf(buf, size, "%s/sbx-1/requests.log", run_dir);
 }
 
+/* Reads until EOF: a /proc seq file (mountinfo) gives about a page per
+ * read(). */
 static char *slurp(const char *p)
 {
-        static char buf[65536];
+        static char buf[1 << 20];
+        size_t have = 0;
+        ssize_t n;
         int fd = open(p, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return NULL;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
+        while (have < sizeof buf - 1 && (n = read(fd, buf + have, sizeof buf - 1 - have)) > 0)
+                have += (size_t)n;
         close(fd);
-        buf[n > 0 ? n : 0] = '\0';
+        buf[have] = '\0';
         return buf;
 }
 
