@@ -130,8 +130,10 @@ void ga_init_stdio(void)
                 if (fd < 0)
                         return;
                 if (fd != want) {
-                        dup2(fd, want);
+                        int r = dup2(fd, want);
                         close(fd);
+                        if (r < 0)
+                                return;         /* as when nothing opens: no stdio */
                 }
         }
 }

@@ -8,6 +8,7 @@
  * None of these may fail the caller: an allocation failure loses one sample.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/metrics.h"
@@ -76,9 +77,9 @@ void ha_metrics_rpc_observe(const char *path, const char *protocol, const char *
                 size_t n = (size_t)(slash - p) < sizeof service - 1 ? (size_t)(slash - p) : sizeof service - 1;
                 memcpy(service, p, n);
                 service[n] = '\0';
-                strncat(method, slash + 1, sizeof method - 1);
+                snprintf(method, sizeof method, "%s", slash + 1);
         } else {
-                strncat(method, p, sizeof method - 1);
+                snprintf(method, sizeof method, "%s", p);
         }
         const char *proto = protocol ? protocol : "";
         const char *v4[] = { service, method, proto, code ? code : "" };

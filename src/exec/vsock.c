@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -93,13 +95,23 @@ static int read_reply(int fd, uint64_t deadline_ms, char *line, size_t cap, stru
         }
 }
 
+/* "OK <host port>" and nothing else: Firecracker's answer to CONNECT. */
+static bool reply_ok(const char *line)
+{
+        if (strncmp(line, "OK ", 3) != 0 || line[3] < '0' || line[3] > '9')
+                return false;
+        char *end;
+        errno = 0;
+        unsigned long long port = strtoull(line + 3, &end, 10);
+        return errno == 0 && *end == '\0' && port <= UINT32_MAX;
+}
+
 int exec_vsock_connect(const char *uds_path, uint32_t port, uint64_t deadline_ms, int *ret_fd,
                        struct ha_err *err)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char req[32], line[EXEC_VSOCK_LINE_MAX];
-        unsigned long long host_port;
-        int fd, r, len, used = 0;
+        int fd, r, len;
         ssize_t n;
 
         if (strlen(uds_path) >= sizeof sa.sun_path)
@@ -127,7 +139,7 @@ int exec_vsock_connect(const char *uds_path, uint32_t port, uint64_t deadline_ms
         r = read_reply(fd, deadline_ms, line, sizeof line, err);
         if (r < 0)
                 goto out_close;
-        if (sscanf(line, "OK %llu%n", &host_port, &used) != 1 || line[used] != '\0') {
+        if (!reply_ok(line)) {
                 r = ha_err_set(err, -EPROTO, "vsock: unexpected reply to CONNECT %" PRIu32 ": \"%.40s\"",
                                port, line);
                 goto out_close;

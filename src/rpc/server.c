@@ -163,7 +163,7 @@ static int parse_hostport(const char *spec, char *host, size_t hlen, char *port,
                 return -EINVAL;
         memcpy(host, h, n);
         host[n] = '\0';
-        strcpy(port, colon + 1);
+        memcpy(port, colon + 1, strlen(colon + 1) + 1);    /* fits: checked above */
         return 0;
 }
 
@@ -175,7 +175,7 @@ static int listen_on(const char *spec, int *ret_port, struct ha_err *err)
                 const char *path = spec + 5;
                 if (strlen(path) >= sizeof un.sun_path)
                         return ha_err_set(err, -ENAMETOOLONG, "unix socket path too long: %s", path);
-                strcpy(un.sun_path, path);
+                memcpy(un.sun_path, path, strlen(path) + 1);
                 fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
                 if (fd < 0)
                         return ha_err_set(err, -errno, "socket: %s", strerror(errno));
@@ -222,9 +222,13 @@ static int listen_on(const char *spec, int *ret_port, struct ha_err *err)
                 return ha_err_set(err, r, "cannot listen on %s: %s", spec, strerror(-r));
         }
         freeaddrinfo(ai);
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = { 0 };
         socklen_t sl = sizeof ss;
-        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+                int r = -errno;
+                close(fd);
+                return ha_err_set(err, r, "cannot listen on %s: getsockname: %s", spec, strerror(-r));
+        }
         *ret_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                              : ntohs(((struct sockaddr_in *)&ss)->sin_port);
         return fd;
@@ -233,7 +237,7 @@ static int listen_on(const char *spec, int *ret_port, struct ha_err *err)
 static void accept_all(rpc_server *s, struct rpc_listener *l)
 {
         for (;;) {
-                struct sockaddr_storage ss;
+                struct sockaddr_storage ss = { 0 };
                 socklen_t sl = sizeof ss;
                 int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
@@ -472,6 +476,7 @@ int rpc_server_watch_fd(rpc_server *s, int fd, void (*cb)(void *ctx, int fd), vo
                 return -ENOSPC;
         size_t i = s->nwatches++;
         s->watches[i] = (struct rpc_watch){ fd, cb, ctx };
+        /* NOLINTNEXTLINE(performance-no-int-to-ptr): a tag, never dereferenced */
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = (void *)(uintptr_t)(TAG_WATCH0 + i) };
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
                 s->nwatches--;

@@ -210,9 +210,12 @@ int metrics_http_start(const char *spec, bool allow_remote, struct metrics_http 
                 r = ha_err_set(err, -errno, "--metrics-listen %s: %s", spec, strerror(errno));
                 goto out_lfd;
         }
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = { 0 };
         socklen_t sl = sizeof ss;
-        getsockname(h->lfd, (struct sockaddr *)&ss, &sl);
+        if (getsockname(h->lfd, (struct sockaddr *)&ss, &sl) < 0) {
+                r = ha_err_set(err, -errno, "--metrics-listen %s: getsockname: %s", spec, strerror(errno));
+                goto out_lfd;
+        }
         h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
         h->stopfd = eventfd(0, EFD_CLOEXEC);

@@ -71,9 +71,9 @@ int vm_vmm_probe(const char *bin, struct vm_vmm_info *ret, struct ha_err *err)
                 goto out_close;
         }
         if (pid == 0) {
-                dup2(null, STDIN_FILENO);
-                dup2(pfd[1], STDOUT_FILENO);
-                dup2(null, STDERR_FILENO);
+                if (dup2(null, STDIN_FILENO) < 0 || dup2(pfd[1], STDOUT_FILENO) < 0 ||
+                    dup2(null, STDERR_FILENO) < 0)
+                        _exit(127);
                 execve(bin, argv, envp);
                 _exit(127);
         }

@@ -134,7 +134,8 @@ static void make_dev(int sock)
         if (mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                   "newinstance,ptmxmode=0666,mode=0620") == 0)
                 symlink("pts/ptmx", NEWROOT "/dev/ptmx");
-        mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+        /* Best effort, like the nodes above: a guest without it still boots. */
+        (void)mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
         symlink("/proc/self/fd", NEWROOT "/dev/fd");
         symlink("/proc/self/fd/0", NEWROOT "/dev/stdin");
         symlink("/proc/self/fd/1", NEWROOT "/dev/stdout");
@@ -205,10 +206,11 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
                 child_fail(sock, -ENOENT, "the root drive %s has no /sbin/init", s->image);
 
         make_dev(sock);
+        /* Best effort: the guest agent mounts what is missing itself. */
         if (ensure_dir(NEWROOT "/proc"))
-                mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+                (void)mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
         if (ensure_dir(NEWROOT "/sys"))
-                mount("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+                (void)mount("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 
         memset(&st, 0, sizeof st);
         if (s->vsock) {
@@ -228,10 +230,9 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
         }
 
         int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (devnull >= 0) {
-                dup2(devnull, 0);
-                close(devnull);
-        }
+        if (devnull < 0 || dup2(devnull, 0) < 0)
+                child_fail(sock, -errno, "cannot put /dev/null on the guest's stdin: %s", strerror(errno));
+        close(devnull);
         if (chdir(NEWROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
                 child_fail(sock, -errno, "pivot_root into the root drive failed: %s",
                            strerror(errno));
@@ -265,7 +266,8 @@ static __attribute__((noreturn)) void child_main(const struct child_args *a)
         child_fail(sock, -errno, "cannot execute /sbin/init of %s: %s", s->image, strerror(errno));
 }
 
-/* Receives a status message and up to FCSIM_MAX_NETS fds. Returns the
+/* Receives a status message and up to FCSIM_MAX_NETS fds into |fds| (closed
+ * when |fds| is NULL: a caller that wants none must not leak them). Returns the
  * number of bytes (0 on EOF) or -errno; -ETIMEDOUT after |timeout_ms|. */
 static int recv_status(int sock, struct status_msg *st, int *fds, unsigned *ret_nfds,
                        int timeout_ms)
@@ -293,8 +295,14 @@ static int recv_status(int sock, struct status_msg *st, int *fds, unsigned *ret_
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
                 unsigned k = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                memcpy(fds + *ret_nfds, CMSG_DATA(c), k * sizeof(int));
-                *ret_nfds += k;
+                for (unsigned i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+                        if (fds)
+                                fds[(*ret_nfds)++] = fd;
+                        else
+                                close(fd); /* the caller wants none: do not leak them */
+                }
         }
         if (n > 0 && (size_t)n != sizeof *st)
                 return -EPROTO;
@@ -370,7 +378,7 @@ int fcsim_guest_boot(const struct fcsim_guest_spec *spec, struct fcsim_guest *g,
                 ha_err_set(err, r, "the guest died before setup");
                 goto out_kill;
         }
-        struct status_msg st;
+        struct status_msg st = { 0 };
         unsigned nfds = 0;
         r = recv_status(sp[0], &st, g->tap_fds, &nfds, GUEST_SETUP_TIMEOUT_MS);
         g->n_taps = nfds;
