@@ -48,7 +48,7 @@
 #define CTRL_MIN_FREE 1024
 #define OBUF_CAP (EXEC_OUTPUT_PREFIX_MAX + EXEC_OUTPUT_CHUNK_MAX + CTRL_ROOM)
 /* Pending stdin above which requests are no longer read from the socket. */
-#define STDIN_HIGH (256u * 1024)
+#define STDIN_HIGH ((size_t)256 * 1024)
 /* Longest error message sent; keeps error frames within CTRL_MIN_FREE. */
 #define ERR_MSG_MAX 300
 /* Work done for one session per wake-up before others get their turn. */

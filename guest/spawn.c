@@ -83,9 +83,9 @@ static int exec_search(const char *file, char *const *argv, char *const *envp)
                         buf[dlen] = '/';
                         memcpy(buf + dlen + 1, file, flen + 1);
                         execve(buf, argv, envp);
-                        if (errno == EACCES || errno == ENOEXEC || errno == EPERM)
-                                best = errno;
-                        else if (errno != ENOENT && errno != ENOTDIR && best == ENOENT)
+                        /* Permission problems win; any other error beats ENOENT. */
+                        if (errno == EACCES || errno == ENOEXEC || errno == EPERM ||
+                            (errno != ENOENT && errno != ENOTDIR && best == ENOENT))
                                 best = errno;
                 }
                 if (!colon)

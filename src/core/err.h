@@ -16,5 +16,10 @@ struct ha_err {
  * "return ha_err_set(err, -EINVAL, "bad %s", x);" reads naturally. */
 int ha_err_set(struct ha_err *err, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+#ifdef __clang_analyzer__
+/* Tells clang's static analyzer (scripts/lint.sh) the contract above, so it
+ * does not follow an error path as if it had succeeded. */
+#define ha_err_set(err, code, ...) (ha_err_set((err), (code), __VA_ARGS__), (code))
+#endif
 
 #endif

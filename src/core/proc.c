@@ -58,8 +58,8 @@ int ha_proc_start_time(int pid, uint64_t *ret_start_time)
 
 bool ha_proc_alive(int pid, uint64_t start_time)
 {
-        char st;
-        uint64_t v;
+        char st = 0;
+        uint64_t v = 0;
         if (ha_proc_stat(pid, &st, &v) < 0)
                 return false;
         /* A zombie has exited; only its parent's wait is missing. */

@@ -109,12 +109,7 @@ int exec_conn_open(const char *uds_path, uint32_t port, uint64_t deadline_ms, ex
                 r = ha_err_set(err, -ENOMEM, "out of memory");
                 goto out_close;
         }
-        r = pthread_mutex_init(&c->send_lock, NULL);
-        if (r) {
-                free(c);
-                r = ha_err_set(err, -r, "mutex: %s", strerror(r));
-                goto out_close;
-        }
+        pthread_mutex_init(&c->send_lock, NULL);        /* cannot fail: default attributes */
         c->fd = fd;
         memcpy(c->path, uds_path, strlen(uds_path) + 1);       /* fits: checked by the connect */
         exec_frame_reader_init(&c->rd, EXEC_FRAME_MAX);
@@ -382,14 +377,14 @@ int exec_signal_pid(const char *uds_path, int32_t pid, int signo, uint64_t deadl
 {
         Hostagent__Guest__V1__GuestRequest req = HOSTAGENT__GUEST__V1__GUEST_REQUEST__INIT;
         Hostagent__Guest__V1__Signal sg = HOSTAGENT__GUEST__V1__SIGNAL__INIT;
-        struct exec_event ev;
-        exec_conn *c;
+        struct exec_event ev = { 0 };
+        exec_conn *c = NULL;
         int r;
 
         if (signo < 1 || signo > 64 || pid <= 0)
                 return ha_err_set(err, -EINVAL, "bad signal %d or pid %d", signo, (int)pid);
         r = exec_conn_open(uds_path, EXEC_GUEST_PORT, deadline_ms, &c, err);
-        if (r < 0)
+        if (r != 0)
                 return r;
         sg.number = signo;
         sg.pid = pid;
@@ -538,11 +533,11 @@ int exec_next_event(exec_conn *c, uint64_t deadline_ms, struct exec_event *ret)
 int exec_wait_ready(const char *uds_path, uint64_t deadline_ms, struct ha_err *err)
 {
         for (;;) {
-                exec_conn *c;
-                struct exec_event ev;
+                exec_conn *c = NULL;
+                struct exec_event ev = { 0 };
                 int r = exec_conn_open(uds_path, EXEC_GUEST_PORT, deadline_ms, &c, err);
 
-                if (r < 0)
+                if (r != 0)
                         return r;
                 r = exec_ping(c, deadline_ms);
                 while (r == 0) {

@@ -41,7 +41,7 @@
 #define EXEC_GUEST_PORT 10000u
 #define EXEC_NO_DEADLINE UINT64_MAX
 /* Stdin larger than this is split into several frames by exec_send_stdin. */
-#define EXEC_STDIN_CHUNK_MAX (64u * 1024)
+#define EXEC_STDIN_CHUNK_MAX ((size_t)64 * 1024)
 #define EXEC_ERR_MSG_MAX 256
 
 typedef struct exec_conn exec_conn;

@@ -14,7 +14,7 @@
 
 /* Smallest read the reader offers: fewer, larger reads are what make a
  * GiB stream cheap. The buffer starts at this size. */
-#define READER_MIN_SPACE (64u * 1024)
+#define READER_MIN_SPACE ((size_t)64 * 1024)
 
 /* Protobuf wire tags of the fields written by hand (field << 3 | type 2). */
 #define TAG_EVENT_STDOUT 0x12   /* GuestEvent.stdout = 2 */

@@ -28,7 +28,7 @@
 /* The guest reads a pipe in chunks of at most this; a chunk is sent as soon
  * as it is read, whatever its size. Big enough for pipe-speed throughput,
  * small enough that 64 busy commands stay within a few MiB. */
-#define EXEC_OUTPUT_CHUNK_MAX (128u * 1024)
+#define EXEC_OUTPUT_CHUNK_MAX ((size_t)128 * 1024)
 /* Room needed in front of output data for the frame header and the two
  * protobuf tag/length pairs (5 + 1 + 5 + 1 + 5, rounded up). */
 #define EXEC_OUTPUT_PREFIX_MAX 24

@@ -302,7 +302,7 @@ static int flush_or_count(uint32_t ip, bool count_only)
         uint32_t seq = 1;
         int fd, r = 0, total = 0;
 
-        b = malloc(sizeof *b);
+        b = calloc(1, sizeof *b);
         if (!b)
                 return -ENOMEM;
         fd = ct_open();

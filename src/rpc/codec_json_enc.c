@@ -384,7 +384,7 @@ static int put_key(struct enc *e, const struct rpc_descset_msg *rec,
                                 up = true;
                                 continue;
                         }
-                        r = putc1(e, up && *s >= 'a' && *s <= 'z' ? (char)(*s - 32) : *s);
+                        r = putc1(e, (char)(up && *s >= 'a' && *s <= 'z' ? *s - 32 : *s));
                         up = false;
                 }
         }

@@ -389,7 +389,7 @@ static char *json_name_compute(struct arena *a, const char *name)
                 if (*s == '_') {
                         up = true;
                 } else if (up) {
-                        out[j++] = (*s >= 'a' && *s <= 'z') ? (char)(*s - 'a' + 'A') : *s;
+                        out[j++] = (char)((*s >= 'a' && *s <= 'z') ? *s - 'a' + 'A' : *s);
                         up = false;
                 } else {
                         out[j++] = *s;

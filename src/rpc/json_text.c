@@ -282,7 +282,7 @@ int rpc_jtext_parse_timestamp(const char *s, size_t n, int64_t *ret_seconds,
         bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
         if (d > mdays[mo - 1] + (mo == 2 && leap))
                 return -EINVAL;
-        int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+        int64_t t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec;
         t -= sign * (int64_t)(oh * 3600 + om * 60);
         if (t < RPC_JTEXT_TS_MIN_SECONDS || t > RPC_JTEXT_TS_MAX_SECONDS)
                 return -EINVAL;

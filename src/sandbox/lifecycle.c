@@ -591,7 +591,7 @@ static int lookup(sbx_mgr *m, const char *id, struct sbx **ret_s, struct ha_err 
 int sbx_mgr_destroy(sbx_mgr *m, const char *id, const struct sbx_cancel *cancel,
                     struct ha_err *err)
 {
-        struct sbx *s;
+        struct sbx *s = NULL;
         int r = lookup(m, id, &s, err);
         if (r < 0)
                 return r;
@@ -639,7 +639,7 @@ int sbx_mgr_pause(sbx_mgr *m, const char *id, bool snapshot, const struct sbx_ca
 {
         const struct sbx_backend *be = m->be;
         struct ha_err e = { { 0 } };
-        struct sbx *s;
+        struct sbx *s = NULL;
         int r = lookup(m, id, &s, err);
         if (r < 0)
                 return r;
@@ -681,7 +681,7 @@ int sbx_mgr_resume(sbx_mgr *m, const char *id, uint32_t timeout_s, const struct 
 {
         const struct sbx_backend *be = m->be;
         struct ha_err e = { { 0 } };
-        struct sbx *s;
+        struct sbx *s = NULL;
         if (timeout_s > m->cfg.max_ttl_s)
                 return ha_err_set(err, -EINVAL, "timeout_seconds %u above the maximum %u", timeout_s,
                                   m->cfg.max_ttl_s);
@@ -725,7 +725,7 @@ int sbx_mgr_set_timeout(sbx_mgr *m, const char *id, uint32_t timeout_s,
                         const struct sbx_cancel *cancel, struct sbx_record *ret_rec,
                         struct ha_err *err)
 {
-        struct sbx *s;
+        struct sbx *s = NULL;
         if (timeout_s == 0)
                 return ha_err_set(err, -EINVAL, "timeout_seconds must be at least 1");
         int r = lookup(m, id, &s, err);

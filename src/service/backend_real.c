@@ -114,7 +114,7 @@ static int net_acquire(void *ctx, const char *id, const struct sbx_egress *egres
                 return -ENOMEM;
         struct net_egress eg;
         int r = to_net_egress(egress, &eg, cidrs, err);
-        struct net_slot_info info;
+        struct net_slot_info info = { 0 };
         if (r == 0)
                 r = net_pool_acquire(b->pool, &eg, &info, err);
         free(cidrs);

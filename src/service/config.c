@@ -128,7 +128,7 @@ static int set_opt(struct ha_config *cfg, const struct opt *o, const char *v, st
                 return 0;
         case O_ROLE: {
                 const char *eq = strrchr(v, '=');
-                if (!eq || eq == v || (strcmp(eq + 1, "admin") && strcmp(eq + 1, "reader")))
+                if (!eq || eq == v || (strcmp(eq + 1, "admin") != 0 && strcmp(eq + 1, "reader") != 0))
                         return ha_err_set(err, -EINVAL, "%s%s: \"%s\" is not IDENTITY=admin or IDENTITY=reader", where,
                                           o->name, v);
                 if (cfg->nroles == HA_MAX_ROLES)

@@ -276,7 +276,7 @@ static void *events_main(void *arg)
                         /* The manager refuses while recovering: try again. */
                         if (sbx_watch_new(m->d->mgr, NULL, &w, NULL) < 0) {
                                 w = NULL;
-                                struct timespec ts = { 0, 200 * 1000 * 1000 };
+                                struct timespec ts = { 0, 200L * 1000 * 1000 };
                                 nanosleep(&ts, NULL);
                                 continue;
                         }

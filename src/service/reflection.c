@@ -147,8 +147,7 @@ static void reflect(rpc_call *c, void *ctx)
         }
         struct sent sent = { .n = 0 };
         ProtobufCMessage *m;
-        int r;
-        while ((r = rpc_call_recv(c, 0, &m)) == 1) {
+        while (rpc_call_recv(c, 0, &m) == 1) {
                 answer(c, ds, (const Req *)m, &sent);
                 protobuf_c_message_free_unpacked(m, NULL);
         }

@@ -79,7 +79,7 @@ int vm_api_new(const char *sock_path, unsigned timeout_ms, vm_api **ret)
                 return -ENOMEM;
         snprintf(a->sock_path, sizeof a->sock_path, "%s", sock_path);
         a->timeout_ms = timeout_ms ? timeout_ms : VM_API_TIMEOUT_DEFAULT_MS;
-        ha_buf_init(&a->resp, VM_API_RESP_MAX);
+        ha_buf_init(&a->resp, (size_t)VM_API_RESP_MAX);
         struct curl_slist *h = NULL, *t;
         const char *hdrs[] = { "Content-Type: application/json", "Accept: application/json",
                                "Expect:", NULL };
@@ -105,7 +105,7 @@ void vm_api_idle(vm_api *a)
         curl_easy_cleanup(a->curl);
         a->curl = NULL;
         ha_buf_done(&a->resp);
-        ha_buf_init(&a->resp, VM_API_RESP_MAX);
+        ha_buf_init(&a->resp, (size_t)VM_API_RESP_MAX);
 }
 
 void vm_api_free(vm_api *a)
@@ -168,7 +168,7 @@ static void fault_text(const struct ha_buf *b, char *out, size_t size)
         size_t n = 0;
         for (size_t i = 0; i < b->len && n + 1 < size; i++) {
                 unsigned char c = (unsigned char)s[i];
-                out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : ' ';
+                out[n++] = (char)((c >= 0x20 && c < 0x7f) ? c : ' ');
         }
         out[n] = '\0';
 }
@@ -264,12 +264,15 @@ static int send_json(vm_api *a, const char *method, const char *path, struct vm_
         return r;
 }
 
+/* j and b name the variables it declares: they cannot be parenthesised. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define BODY_BEGIN(j, b)                        \
         struct ha_buf b;                        \
         struct vm_json j;                       \
         ha_buf_init(&b, VM_JSON_BODY_MAX);      \
         vm_json_init(&j, &b);                   \
         vm_json_object_begin(&j, NULL)
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 int vm_api_put_logger(vm_api *a, const char *log_path, const char *level, struct ha_err *err)
 {
@@ -415,7 +418,7 @@ int vm_api_snapshot_load(vm_api *a, const struct vm_snapshot_load *s, struct ha_
 int vm_api_get_state(vm_api *a, char *state, size_t size, struct ha_err *err)
 {
         struct ha_buf b;
-        ha_buf_init(&b, VM_API_RESP_MAX);
+        ha_buf_init(&b, (size_t)VM_API_RESP_MAX);
         int r = vm_api_call(a, "GET", "/", NULL, 0, NULL, &b, err);
         if (r == 0 && vm_json_get_string((const char *)b.data, b.len, "state", state, size) < 0)
                 r = ha_err_set(err, -EIO, "firecracker GET /: no \"state\" in the answer");

@@ -188,14 +188,11 @@ static bool injected(const struct child_plan *c, int step)
 
 static void child_dup(const struct child_plan *c, int fd, int target)
 {
-        if (injected(c, STEP_STDIO)) {
+        bool failed = injected(c, STEP_STDIO);
+        if (!failed)
+                failed = fd == target ? fcntl(fd, F_SETFD, 0) < 0 : dup2(fd, target) < 0;
+        if (failed)
                 child_fail(c, STEP_STDIO, 0);
-        } else if (fd == target) {
-                if (fcntl(fd, F_SETFD, 0) < 0)
-                        child_fail(c, STEP_STDIO, 0);
-        } else if (dup2(fd, target) < 0) {
-                child_fail(c, STEP_STDIO, 0);
-        }
 }
 
 static int __attribute__((noreturn)) child_run(void *arg)
@@ -272,7 +269,7 @@ static int __attribute__((noreturn)) child_run(void *arg)
 #endif
 
 /* Stack of the clone()d child: child_run's frames and the syscalls' own. */
-#define CHILD_STACK_SIZE (64 * 1024)
+#define CHILD_STACK_SIZE ((size_t)64 * 1024)
 
 /* Starts child_run(plan) and returns its pid once it has exec'd or failed
  * (vfork semantics), or -1 with errno. */

@@ -144,7 +144,7 @@ size_t vm_log_tail(const char *path, unsigned lines, char *out, size_t size)
                 unsigned char c = (unsigned char)buf[i];
                 if (c == '\r')
                         continue;
-                out[len++] = (c == '\n' || (c >= 0x20 && c < 0x7f) || c >= 0x80) ? (char)c : '.';
+                out[len++] = (char)((c == '\n' || (c >= 0x20 && c < 0x7f) || c >= 0x80) ? c : '.');
         }
         out[len] = '\0';
         return len;

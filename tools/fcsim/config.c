@@ -191,7 +191,7 @@ int fcsim_mac_parse(const char *s, uint8_t mac[6])
 {
         if (strlen(s) != 17)
                 return -EINVAL;
-        for (int i = 0; i < 6; i++) {
+        for (size_t i = 0; i < 6; i++) {
                 const char *p = s + 3 * i;
                 if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
                     (i < 5 && p[2] != ':'))

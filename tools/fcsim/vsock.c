@@ -29,7 +29,7 @@
 /* Per-direction copy buffer. */
 #define VSOCK_BUF 65536
 /* Forwarding threads need little stack: one buffer lives on the heap. */
-#define VSOCK_THREAD_STACK (128 * 1024)
+#define VSOCK_THREAD_STACK ((size_t)128 * 1024)
 /* The request line is short; anything longer is not a request. */
 #define VSOCK_REQ_MAX 64
 
@@ -270,8 +270,8 @@ static void *accepted_to_dialed_main(void *arg)
             spawn(dialed_to_accepted_main, c) < 0) {
                 pthread_mutex_lock(&v->lock);
                 conn_kill_locked(c);
+                c->refs--; /* the one meant for the other thread: ours still holds it */
                 pthread_mutex_unlock(&v->lock);
-                conn_unref(c); /* the reference meant for the other thread */
                 goto out_unref;
         }
         ha_log_debug("fcsim.vsock.connected", "from=%s port=%u reply_port=%u", side, port,
