@@ -222,8 +222,9 @@ static int listen_on(const char *spec, int *ret_port, struct ha_err *err)
                 return ha_err_set(err, r, "cannot listen on %s: %s", spec, strerror(-r));
         }
         freeaddrinfo(ai);
-        struct sockaddr_storage ss = { 0 };
+        struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
+        memset(&ss, 0, sizeof ss);
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
                 int r = -errno;
                 close(fd);

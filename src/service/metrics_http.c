@@ -210,8 +210,9 @@ int metrics_http_start(const char *spec, bool allow_remote, struct metrics_http 
                 r = ha_err_set(err, -errno, "--metrics-listen %s: %s", spec, strerror(errno));
                 goto out_lfd;
         }
-        struct sockaddr_storage ss = { 0 };
+        struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
+        memset(&ss, 0, sizeof ss);
         if (getsockname(h->lfd, (struct sockaddr *)&ss, &sl) < 0) {
                 r = ha_err_set(err, -errno, "--metrics-listen %s: getsockname: %s", spec, strerror(errno));
                 goto out_lfd;
