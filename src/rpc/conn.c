@@ -33,6 +33,9 @@
 #define CONN_WBUF_LIMIT (4u << 20)
 /* TLS records sealed per turn before they are written: several per write(2). */
 #define CONN_TLS_OUT_HIGH (128u << 10)
+/* Output buffer kept by a connection with no open stream; a larger one (a
+ * big response grew it) is given back. */
+#define CONN_IDLE_KEEP (64u << 10)
 /* Connection-level receive window: large, so one slow stream does not
  * throttle the others (per-stream windows do the backpressure). */
 #define CONN_RECV_WINDOW (16u << 20)
@@ -679,6 +682,12 @@ void rpc_conn_flush(struct rpc_conn *c)
         /* Drained: stop watching for writability. */
         c->want_write_io = false;
         update_epoll(c);
+        if (c->nstreams == 0) {
+                if (c->wbuf.len == 0 && c->wbuf.cap > CONN_IDLE_KEEP)
+                        ha_buf_done(&c->wbuf);
+                if (c->tls_out.len == 0 && c->tls_out.cap > CONN_IDLE_KEEP)
+                        ha_buf_done(&c->tls_out);
+        }
         if (c->closing || (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))) {
                 ha_log_debug("rpc.conn_done", "conn=%" PRIu64 " closing=%d", c->id, c->closing);
                 rpc_conn_free(c);
