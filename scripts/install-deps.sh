@@ -8,6 +8,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev git
+  # static analysis (scripts/lint.sh, ctest lint/static)
+  clang-tidy
   libnghttp2-dev libssl-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libprotobuf-dev  # google/protobuf/*.proto for scripts/gen-proto.sh (only recommended by protoc)
   libsqlite3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libnftables-dev libcap-dev
