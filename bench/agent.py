@@ -173,8 +173,10 @@ class Agent:
         links = [l for l in subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
                                            text=True).stdout.splitlines()
                  if re.search(r"^\d+: %s-" % re.escape(self.prefix), l)]
+        # A loop device names its file as the VMM opened it: through the
+        # run dir's vmroot bind mount (or the clone in the state dir).
         loops = [l for l in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout.splitlines()
-                 if self.state_dir in l]
+                 if self.state_dir in l or self.run_dir + "/" in l]
         vmms = subprocess.run(["pgrep", "-f", "--", "--api-sock %s/" % self.run_dir], capture_output=True,
                               text=True).stdout.split()
         with open("/proc/mounts") as f:
