@@ -208,6 +208,12 @@ class Agent:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        # The agent leaves its (empty) run dir; rmdir refuses anything else.
+        for d in (os.path.join(self.run_dir, "vmroot"), self.run_dir):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         return self.proc.returncode if self.proc else None
 
     def kill(self):
