@@ -37,9 +37,17 @@ def test_boot_runs_init_as_pid1_in_namespaces(vm):
     image = booted(vm)
     assert vm.state() == "Running"
     pid = vm.guest_pid()
-    assert wait_until(lambda: os.path.exists(f"/proc/{pid}/root/init.log"))
-    with open(f"/proc/{pid}/root/init.log") as f:
-        log = f.read()
+
+    def init_log():
+        try:
+            with open(f"/proc/{pid}/root/init.log") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+    # The shell creates the file before its echo writes the line: wait for
+    # the whole line, not for the file.
+    assert wait_until(lambda: init_log().endswith("\n"))
+    log = init_log()
     assert "pid=1" in log
     assert "args=console=ttyS0 reboot=k panic=1" in log
     assert "vsock=/.vsock" in log
