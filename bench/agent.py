@@ -9,7 +9,8 @@ processes, mounts, rootfs clones) so a run can check that nothing leaks.
 
 Needs root (namespaces, loop devices, nftables) and a plain (non-sanitizer)
 build dir holding hostagent, tools/fcsim/fcsim and guest/hostagent-guest.
-Library only: see soak.py and scale.py for the commands.
+Library only: see soak.py and scale.py for the commands. HA_BENCH_LOG_LEVEL
+(default info) sets the agent's --log-level, e.g. debug to see connection events.
 """
 import os
 import random
@@ -98,7 +99,7 @@ class Agent:
         self.log_path = os.path.join(work, "agent.log")
         os.makedirs(work, exist_ok=True)
         self.args = [os.path.join(build, "hostagent"), "--state-dir", self.state_dir, "--run-dir", self.run_dir,
-                     "--images-dir", images, "--log-level", "info",
+                     "--images-dir", images, "--log-level", os.environ.get("HA_BENCH_LOG_LEVEL", "info"),
                      "--listen", "127.0.0.1:0", "--tls-cert", os.path.join(certs, "server.pem"),
                      "--tls-key", os.path.join(certs, "server.key"), "--client-ca", os.path.join(certs, "ca.pem"),
                      "--firecracker-bin", os.path.join(build, "tools", "fcsim", "fcsim"),
