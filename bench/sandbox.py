@@ -613,8 +613,10 @@ def main():
                 os.makedirs(img)
                 shutil.copy(os.path.join(images, "base.ext4"), img)
                 pool = 2 if a.smoke else max(a.concurrency)
+                # The sustained-rate batch holds --creates sandboxes at once, and
+                # the slots of the batch before are still being scrubbed.
                 ag = Agent(a.build, os.path.join(work, "agent-" + kind), certs, img, fs, pb,
-                           slots=pool + 8, pool=pool)
+                           slots=pool + 8 + (0 if a.smoke else 2 * a.creates), pool=pool)
                 log(t0, "agent up on %s (%s)" % (kind, fs.fstype))
                 if "exec" in parts and i == 0:
                     res["exec"] = bench_exec(ag, a, t0)
