@@ -182,57 +182,52 @@ static struct rtnl_route *route_build(uint32_t dst, uint8_t len)
         return rt;
 }
 
+/* A route to dst/len through gateway gw (out of ifindex when > 0). */
+static struct rtnl_route *route_build_via(uint32_t dst, uint8_t len, uint32_t gw, int ifindex)
+{
+        struct rtnl_route *rt = route_build(dst, len);
+        struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+        struct nl_addr *g = addr_build(gw, 32);
+
+        if (!rt || !nh || !g) {
+                if (nh)
+                        rtnl_route_nh_free(nh);
+                if (rt)
+                        rtnl_route_put(rt);
+                rt = NULL;
+        } else {
+                if (ifindex > 0)
+                        rtnl_route_nh_set_ifindex(nh, ifindex);
+                rtnl_route_nh_set_gateway(nh, g);
+                rtnl_route_add_nexthop(rt, nh);   /* the route owns nh now */
+        }
+        if (g)
+                nl_addr_put(g);
+        return rt;
+}
+
 int net_rtnl_route_add(struct nl_sock *sk, uint32_t dst, uint8_t len, uint32_t gw,
                        int ifindex)
 {
-        struct rtnl_route *rt = route_build(dst, len);
-        struct rtnl_nexthop *nh = NULL;
-        struct nl_addr *g = NULL;
-        int r = -ENOMEM;
+        struct rtnl_route *rt = route_build_via(dst, len, gw, ifindex);
+        int r;
 
         if (!rt)
                 return -ENOMEM;
-        nh = rtnl_route_nh_alloc();
-        g = addr_build(gw, 32);
-        if (!nh || !g)
-                goto out_put;
         rtnl_route_set_scope(rt, RT_SCOPE_UNIVERSE);
-        rtnl_route_nh_set_ifindex(nh, ifindex);
-        rtnl_route_nh_set_gateway(nh, g);
-        rtnl_route_add_nexthop(rt, nh);   /* the route owns nh now */
-        nh = NULL;
         r = net_rtnl_errno(rtnl_route_add(sk, rt, NLM_F_EXCL));
-out_put:
-        if (g)
-                nl_addr_put(g);
-        if (nh)
-                rtnl_route_nh_free(nh);
         rtnl_route_put(rt);
         return r;
 }
 
 int net_rtnl_route_del_via(struct nl_sock *sk, uint32_t dst, uint8_t len, uint32_t gw)
 {
-        struct rtnl_route *rt = route_build(dst, len);
-        struct rtnl_nexthop *nh = NULL;
-        struct nl_addr *g = NULL;
-        int r = -ENOMEM;
+        struct rtnl_route *rt = route_build_via(dst, len, gw, 0);
+        int r;
 
         if (!rt)
                 return -ENOMEM;
-        nh = rtnl_route_nh_alloc();
-        g = addr_build(gw, 32);
-        if (!nh || !g)
-                goto out_put;
-        rtnl_route_nh_set_gateway(nh, g);
-        rtnl_route_add_nexthop(rt, nh);   /* the route owns nh now */
-        nh = NULL;
         r = net_rtnl_errno(rtnl_route_delete(sk, rt, 0));
-out_put:
-        if (g)
-                nl_addr_put(g);
-        if (nh)
-                rtnl_route_nh_free(nh);
         rtnl_route_put(rt);
         return r;
 }
