@@ -87,6 +87,36 @@ def proc_sample(pid):
     return out
 
 
+def wait_ready_port(proc, read_log, timeout):
+    """The TLS port from the agent's agent.ready log line (log level info or
+    lower), or None when the process exits or timeout seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = re.search(r"event=agent\.ready .*tls_port=(\d+)", read_log())
+        if m:
+            return int(m.group(1))
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def wait_serving(stub, P, timeout=120):
+    """Mutating calls answer UNAVAILABLE until recovery is over: probe with
+    one (NOT_FOUND means the agent takes them)."""
+    import grpc
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            stub.SetSandboxTimeout(P.SetSandboxTimeoutRequest(sandbox_id="probe", timeout_seconds=1), timeout=10)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return
+            if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or \
+                    time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
 class Agent:
     """hostagent + fcsim. |extra|: more flags (they win over the defaults).
     Log level info: the ports are read back from the agent.ready line."""
@@ -112,16 +142,10 @@ class Agent:
     def start(self, pb, timeout=60):
         with open(self.log_path, "w") as logf:
             self.proc = subprocess.Popen(self.args, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(r"event=agent\.ready .*tls_port=(\d+)", self.log())
-            if m:
-                self.port = int(m.group(1))
-                break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError("agent did not start:\n" + self.log()[-3000:])
-            time.sleep(0.05)
+        self.port = wait_ready_port(self.proc, self.log, timeout)
+        if self.port is None:
+            self.kill()
+            raise RuntimeError("agent did not start:\n" + self.log()[-3000:])
         self.pb = pb
         self.channel = self.new_channel()
         self.stub = pb[1].HostAgentServiceStub(self.channel)
@@ -141,21 +165,7 @@ class Agent:
                                             ("grpc.max_receive_message_length", 64 << 20)])
 
     def wait_serving(self, timeout=120):
-        """Mutating calls answer UNAVAILABLE until recovery is over."""
-        import grpc
-        P = self.pb[0]
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.stub.SetSandboxTimeout(P.SetSandboxTimeoutRequest(sandbox_id="probe", timeout_seconds=1),
-                                            timeout=10)
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.NOT_FOUND:
-                    return
-                if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or \
-                        time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
+        wait_serving(self.stub, self.pb[0], timeout)
 
     def log(self):
         with open(self.log_path, errors="replace") as f:

@@ -48,6 +48,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agent as ha  # noqa: E402
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
@@ -152,20 +155,6 @@ def channel(port, certs):
                                options=[("grpc.max_receive_message_length", 8 << 20)])
 
 
-def wait_serving(stub, pb, timeout=90):
-    import grpc
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            stub.SetSandboxTimeout(pb.SetSandboxTimeoutRequest(sandbox_id="readiness-probe", timeout_seconds=1))
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
-                return
-            if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
-
-
 def raw_host(nbytes):
     t0 = time.monotonic()
     subprocess.run(["sh", "-c", "head -c %d /dev/zero | cat >/dev/null" % nbytes], check=True)
@@ -261,7 +250,7 @@ def main():
         agent = Agent(build, work, certs, images, a.agent and os.path.abspath(a.agent))
         ch = channel(agent.port, certs)
         stub = pbg.HostAgentServiceStub(ch)
-        wait_serving(stub, pb)
+        ha.wait_serving(stub, pb, 90)
         sid = "perf"
         stub.CreateSandbox(pb.CreateSandboxRequest(sandbox_id=sid, image="base", timeout_seconds=3600))
         vmm = agent.vmm_pid()

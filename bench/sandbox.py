@@ -42,6 +42,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agent as ha  # noqa: E402
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 # The phases of a create as reported here. The sbx.created line times the
 # backend hooks (net, rootfs, vmm_start, vmm_configure, vmm_boot,
@@ -156,16 +159,10 @@ class Agent:
                 "--overcommit", "64", "--net-sandbox-range", sbx_range, "--net-veth-range", veth_range]
         with open(self.log_path, "w") as logf:
             self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            m = re.search(r"event=agent\.ready .*tls_port=(\d+)", self.log())
-            if m:
-                self.port = int(m.group(1))
-                break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                return False
-            time.sleep(0.05)
+        self.port = ha.wait_ready_port(self.proc, self.log, 60)
+        if self.port is None:
+            self.stop()
+            return False
         self.connect(certs)
         return True
 
@@ -185,19 +182,7 @@ class Agent:
             return f.read()
 
     def wait_serving(self, timeout=120):
-        """Mutating calls answer UNAVAILABLE until recovery is over."""
-        import grpc
-        P = self.pb[0]
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.stub.SetSandboxTimeout(P.SetSandboxTimeoutRequest(sandbox_id="probe", timeout_seconds=1))
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.NOT_FOUND:
-                    return
-                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
+        ha.wait_serving(self.stub, self.pb[0], timeout)
 
     def pool_ready(self):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=10) as r:
