@@ -135,13 +135,18 @@ def start_agent(certs, workdir, extra=(), binary_name="hostagent-testd", tls=Tru
     raise AssertionError("agent not ready:\n" + agent.log())
 
 
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def assert_no_sanitizer_report(log):
+    for bad in SANITIZER_REPORTS:
+        assert bad not in log, log[-5000:]
+
+
 def check_clean_exit(agent):
     rc = agent.stop()
     log = agent.log()
-    assert "ERROR: AddressSanitizer" not in log, log[-5000:]
-    assert "ERROR: LeakSanitizer" not in log, log[-5000:]
-    assert "runtime error:" not in log, log[-5000:]
-    assert "WARNING: ThreadSanitizer" not in log, log[-5000:]
+    assert_no_sanitizer_report(log)
     assert rc == 0, "agent exit status %s\n%s" % (rc, log[-3000:])
 
 
