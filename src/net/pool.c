@@ -136,15 +136,18 @@ int net_pool_new(const struct net_pool_config *cfg, net_pool **ret_pool,
         p->fault = cfg->fault;
         p->state = calloc(n + 1, sizeof *p->state);
         p->egress_set = calloc(n + 1, sizeof *p->egress_set);
+        p->host_pkts = malloc((n + 1) * sizeof *p->host_pkts);
         p->free_stk = calloc(n, sizeof *p->free_stk);
         p->ready_stk = calloc(n, sizeof *p->ready_stk);
         p->dirty_ring = calloc(n, sizeof *p->dirty_ring);
         p->quarantine_until = calloc(n + 1, sizeof *p->quarantine_until);
-        if (!p->state || !p->egress_set || !p->free_stk || !p->ready_stk || !p->dirty_ring ||
-            !p->quarantine_until) {
+        if (!p->state || !p->egress_set || !p->host_pkts || !p->free_stk || !p->ready_stk ||
+            !p->dirty_ring || !p->quarantine_until) {
                 r = ha_err_set(err, -ENOMEM, "out of memory");
                 goto out_free;
         }
+        for (uint32_t s = 0; s <= n; s++)
+                p->host_pkts[s] = NET_PKTS_UNKNOWN;
         r = net_host_setup(&p->cfg, err);
         if (r < 0)
                 goto out_free;
@@ -166,6 +169,7 @@ out_free:
         free(p->dirty_ring);
         free(p->ready_stk);
         free(p->free_stk);
+        free(p->host_pkts);
         free(p->egress_set);
         free(p->state);
         free(p);
@@ -181,6 +185,8 @@ static void log_failure(const char *event, uint32_t slot, int r, const struct ha
  * scrub; tears it down when the warm pool is full or the scrub failed. */
 static void settle_scrubbed(net_pool *p, uint32_t s, int r, struct ha_err *e)
 {
+        uint64_t pkts;
+
         /* Keep up to twice |warm| clean slots: the refill thread tops the
          * pool up as soon as an acquire takes one, so with a cap of |warm| a
          * steady acquire/release cycle would build one slot and tear down
@@ -192,8 +198,10 @@ static void settle_scrubbed(net_pool *p, uint32_t s, int r, struct ha_err *e)
         }
         if (r < 0)
                 log_failure("net.slot.scrub_failed", s, r, e);
+        pkts = r == 0 ? p->host_pkts[s] : NET_PKTS_UNKNOWN;
+        p->host_pkts[s] = NET_PKTS_UNKNOWN;
         pthread_mutex_unlock(&p->lock);
-        r = net_slot_teardown(&p->cfg, s, e);
+        r = net_slot_teardown_since(&p->cfg, s, pkts, e);
         if (r < 0)
                 log_failure("net.slot.teardown_failed", s, r, e);
         pthread_mutex_lock(&p->lock);
@@ -207,13 +215,21 @@ static void settle_scrubbed(net_pool *p, uint32_t s, int r, struct ha_err *e)
  * rather than failing on that slot forever. */
 static int build_fresh(net_pool *p, uint32_t s, struct ha_err *err)
 {
+        uint64_t pkts;
         int r = net_slot_build(&p->cfg, s, p->fault, err);
 
-        if (r != -EEXIST)
-                return r;
-        ha_log_warn("net.slot.debris_removed", "slot=%u msg=\"%s\"", s, err ? err->msg : "");
-        net_slot_teardown(&p->cfg, s, NULL);
-        return net_slot_build(&p->cfg, s, p->fault, err);
+        if (r == -EEXIST) {
+                ha_log_warn("net.slot.debris_removed", "slot=%u msg=\"%s\"", s, err ? err->msg : "");
+                net_slot_teardown(&p->cfg, s, NULL);
+                r = net_slot_build(&p->cfg, s, p->fault, err);
+        }
+        /* A new veth: the host holds no entry of the address that a
+         * sandbox made (teardown flushed them), so counting starts here. */
+        pkts = r == 0 ? net_slot_host_packets(&p->cfg, s) : NET_PKTS_UNKNOWN;
+        pthread_mutex_lock(&p->lock);
+        p->host_pkts[s] = pkts;
+        pthread_mutex_unlock(&p->lock);
+        return r;
 }
 
 static bool pool_idle(const net_pool *p)
@@ -245,14 +261,17 @@ static void *refill_main(void *arg)
         while (!p->stop) {
                 quarantine_expire(p);
                 if (p->n_dirty > 0) {
+                        uint64_t pkts;
                         bool reset;
                         s = dirty_pop(p);
                         p->state[s] = SLOT_BUSY;
                         p->busy++;
                         reset = p->egress_set[s];
+                        pkts = p->host_pkts[s];
                         pthread_mutex_unlock(&p->lock);
-                        r = net_slot_scrub(&p->cfg, s, reset, &e);
+                        r = net_slot_scrub(&p->cfg, s, reset, &pkts, &e);
                         pthread_mutex_lock(&p->lock);
+                        p->host_pkts[s] = pkts;
                         if (r == 0)
                                 p->egress_set[s] = false;
                         settle_scrubbed(p, s, r, &e);
@@ -321,6 +340,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
         enum { FROM_READY, FROM_DIRTY, FROM_FREE } from;
         bool custom = eg && eg->mode != NET_EGRESS_ALLOW_ALL, reset = false;
         struct net_slot_info info;
+        uint64_t pkts = NET_PKTS_UNKNOWN;
         uint32_t s;
         int r;
 
@@ -346,6 +366,7 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
                 p->state[s] = SLOT_BUSY;
                 p->busy++;
                 reset = p->egress_set[s];
+                pkts = p->host_pkts[s];
                 from = FROM_DIRTY;
         } else {
                 uint32_t q = p->n_quarantined;
@@ -367,7 +388,10 @@ int net_pool_acquire(net_pool *p, const struct net_egress *eg,
         pthread_cond_signal(&p->work);
 
         if (from == FROM_DIRTY) {
-                r = net_slot_scrub(&p->cfg, s, reset, err);
+                r = net_slot_scrub(&p->cfg, s, reset, &pkts, err);
+                pthread_mutex_lock(&p->lock);
+                p->host_pkts[s] = pkts;
+                pthread_mutex_unlock(&p->lock);
                 if (r < 0) {
                         /* Start over from nothing rather than hand out a slot
                          * in an unknown state. */
@@ -501,7 +525,7 @@ void net_pool_free(net_pool *p)
         for (uint32_t s = 1; s <= p->cfg.slots; s++) {
                 if (p->state[s] == SLOT_READY || p->state[s] == SLOT_DIRTY ||
                     p->state[s] == SLOT_BUSY) {
-                        if (net_slot_teardown(&p->cfg, s, &e) < 0)
+                        if (net_slot_teardown_since(&p->cfg, s, p->host_pkts[s], &e) < 0)
                                 ha_log_warn("net.slot.teardown_failed", "slot=%u msg=\"%s\"",
                                             s, e.msg);
                 } else if (p->state[s] == SLOT_IN_USE) {
@@ -517,6 +541,7 @@ void net_pool_free(net_pool *p)
         free(p->dirty_ring);
         free(p->ready_stk);
         free(p->free_stk);
+        free(p->host_pkts);
         free(p->egress_set);
         free(p->state);
         free(p);

@@ -36,6 +36,10 @@ struct net_pool {
         /* [N + 1]: a policy other than allow-all may be in place, so the
          * scrub must reset it (skipping nft saves most of a scrub). */
         bool             *egress_set;    /* guarded_by: lock */
+        /* [N + 1]: the host veth's packets at the last host conntrack flush
+         * (net_slot_scrub), or NET_PKTS_UNKNOWN; the owner of a busy slot
+         * reads and writes its own. */
+        uint64_t         *host_pkts;     /* guarded_by: lock */
         uint32_t         *free_stk;      /* guarded_by: lock */
         uint32_t          n_free;        /* guarded_by: lock */
         uint32_t         *ready_stk;     /* guarded_by: lock */

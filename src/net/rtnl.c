@@ -113,6 +113,20 @@ int net_rtnl_link_del(struct nl_sock *sk, const char *name)
         return r == -ENOENT ? -ENODEV : r;
 }
 
+int net_rtnl_link_packets(struct nl_sock *sk, const char *name, uint64_t *ret)
+{
+        struct rtnl_link *l = NULL;
+        int r;
+
+        r = rtnl_link_get_kernel(sk, 0, name, &l);
+        if (r < 0)
+                return r == -NLE_OBJ_NOTFOUND ? -ENODEV : net_rtnl_errno(r);
+        *ret = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS) + rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS) +
+               rtnl_link_get_stat(l, RTNL_LINK_TX_DROPPED);
+        rtnl_link_put(l);
+        return 0;
+}
+
 int net_rtnl_link_up(struct nl_sock *sk, int ifindex)
 {
         struct rtnl_link *orig = rtnl_link_alloc(), *chg = rtnl_link_alloc();

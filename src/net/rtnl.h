@@ -36,6 +36,11 @@ int net_rtnl_veth_add(struct nl_sock *sk, const char *name, const char *peer,
  * when there is no such link, or -errno. */
 int net_rtnl_link_del(struct nl_sock *sk, const char *name);
 
+/* Packets received plus sent (or dropped on the way out) by link |name|
+ * since it was made, in *ret.
+ * Returns 0, -ENODEV when there is no such link, or -errno. */
+int net_rtnl_link_packets(struct nl_sock *sk, const char *name, uint64_t *ret);
+
 /* Sets IFF_UP on |ifindex|. Returns 0 or -errno. */
 int net_rtnl_link_up(struct nl_sock *sk, int ifindex);
 

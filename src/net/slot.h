@@ -69,11 +69,26 @@ const char *net_step_name(enum net_step s);
 int net_slot_build(const struct net_config *c, uint32_t slot, struct net_fault *fault,
                    struct ha_err *err);
 
+/* What the caller keeps per slot for the host conntrack flush: the packets
+ * the host veth had carried when the last flush began, or NET_PKTS_UNKNOWN
+ * (the next flush cannot be skipped). Every packet to or from the sandbox
+ * address crosses that veth, so while its count stays the same no host
+ * entry of the address can have been made since that flush. */
+#define NET_PKTS_UNKNOWN UINT64_MAX
+
+/* The packets slot |slot|'s host veth has carried so far (received, sent,
+ * dropped on the way out), or NET_PKTS_UNKNOWN when they cannot be read. */
+uint64_t net_slot_host_packets(const struct net_config *c, uint32_t slot);
+
 /* Removes everything of slot |slot| that exists: host conntrack entries of
  * its sandbox address, host route, veth pair, namespace (and with it the
  * TAP and its rules). Safe on a half-built or absent slot. Continues past
  * errors and returns the first one (0 when all went). */
 int net_slot_teardown(const struct net_config *c, uint32_t slot, struct ha_err *err);
+/* The same, skipping the host conntrack flush when the host veth's count
+ * still equals |host_pkts| (see NET_PKTS_UNKNOWN). */
+int net_slot_teardown_since(const struct net_config *c, uint32_t slot, uint64_t host_pkts,
+                            struct ha_err *err);
 
 /* Removes what only the names tell: namespace and host veth named for
  * |slot| under |prefix|, for leftovers with numbers beyond the configured
@@ -81,11 +96,13 @@ int net_slot_teardown(const struct net_config *c, uint32_t slot, struct ha_err *
 int net_slot_remove_names(const char *prefix, uint32_t slot);
 
 /* Makes a released slot fit for its next sandbox: flushes the namespace's
- * conntrack table and the host's entries of the sandbox address, and, when
- * |reset_egress| (a policy other than allow-all was ever applied), resets
- * the egress policy to allow-all. Returns 0 or -errno. */
+ * conntrack table and the host's entries of the sandbox address (skipped
+ * when the host veth's count still equals *|host_pkts|, which is then set
+ * for the next time; see NET_PKTS_UNKNOWN), and, when |reset_egress| (a
+ * policy other than allow-all was ever applied), resets the egress policy
+ * to allow-all. Returns 0 or -errno. */
 int net_slot_scrub(const struct net_config *c, uint32_t slot, bool reset_egress,
-                   struct ha_err *err);
+                   uint64_t *host_pkts, struct ha_err *err);
 
 /* Replaces the egress policy of a built slot (NULL = allow all).
  * Returns 0, -EINVAL for a bad policy, or -errno. */
