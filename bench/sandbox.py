@@ -147,7 +147,7 @@ class Agent:
         sbx_range, veth_range = free_ranges()
         self.metrics_port = free_port()
         args = [os.path.join(build, "hostagent"), "--state-dir", os.path.join(fs.dir, "state"),
-                "--run-dir", self.run_dir, "--images-dir", images, "--log-level", "info",
+                "--run-dir", self.run_dir, "--images-dir", images, "--log-level", os.environ.get("HA_BENCH_LOG_LEVEL", "info"),
                 "--listen", "127.0.0.1:0", "--tls-cert", os.path.join(certs, "server.pem"),
                 "--tls-key", os.path.join(certs, "server.key"), "--client-ca", os.path.join(certs, "ca.pem"),
                 "--metrics-listen", "127.0.0.1:%d" % self.metrics_port,
@@ -416,8 +416,8 @@ def bench_lifecycle(ag, a, t0, fs):
     ag.wait_pool(1)
     destroy_batch(ag, list(create_batch(ag, ["warm"], 1)), 1)
     levels = (1, 2) if a.smoke else tuple(a.concurrency)
-    per_level = {c: {"wall": [], "share": [], "phases": {p: [] for p in PHASES}, "destroy": [], "cpu": []}
-                 for c in levels}
+    per_level = {c: {"wall": [], "share": [], "phases": {p: [] for p in PHASES}, "destroy": [], "cpu": [],
+                     "samples": []} for c in levels}
     for it in range(a.runs):
         for c in levels:
             # At concurrency 1 several creates one after another, so that
@@ -425,6 +425,7 @@ def bench_lifecycle(ag, a, t0, fs):
             rounds = max(1, (2 if a.smoke else 8) // c)
             for _ in range(rounds):
                 ag.wait_pool(min(c, ag.pool))
+                time.sleep(float(os.environ.get("HA_BENCH_SETTLE", "0")))
                 batch = ids(c)
                 cpu0 = ag.cpu_ms()
                 wall = create_batch(ag, batch, c)
@@ -441,6 +442,8 @@ def bench_lifecycle(ag, a, t0, fs):
                     for p in PHASES:
                         d["phases"][p].append(ph[p] / 1000)
                     d["share"].append(ms - sum(ph[p] for p in VMM_PHASES) / 1000)
+                    # Each create's own split, so the slowest can be told apart.
+                    d["samples"].append(dict({p: ph[p] / 1000 for p in PHASES}, wall=ms, share=d["share"][-1]))
                 per_level[c]["destroy"] += destroy_batch(ag, batch, c)
             w = per_level[c]["wall"]
             log(t0, "%s run %d/%d create c=%d: wall p50 %.1f ms, agent share p50 %.1f ms (%d samples)" % (
@@ -449,7 +452,8 @@ def bench_lifecycle(ag, a, t0, fs):
     for c, d in per_level.items():
         out["levels"][str(c)] = {"wall": dist(d["wall"]), "share": dist(d["share"]), "destroy": dist(d["destroy"]),
                                  "cpu_ms": statistics.mean(d["cpu"]),
-                                 "phases": {p: dist(v) for p, v in d["phases"].items()}}
+                                 "phases": {p: dist(v) for p, v in d["phases"].items()},
+                                 "samples": d["samples"]}
 
     # Sustained creates per second: --creates sandboxes, 8 in flight, from
     # a warm pool (which drains: slots built on demand count too).
@@ -628,7 +632,10 @@ def main():
                             res.setdefault("errors", []).append("%s: agent log has %r" % (kind, word))
                 fs.close()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("HA_BENCH_KEEP"):
+            print("sandbox: kept %s" % work, file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     res["loadavg_end"] = machine()
     res["md"] = render(res)
     for name, text in res["md"].items():
