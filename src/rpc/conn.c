@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,20 @@ static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
         }
 }
 
+/* Notes why |c| ends, for the log line rpc_conn_free() writes; the first
+ * reason is the cause, later ones are its consequences. */
+static void conn_why(struct rpc_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_why(struct rpc_conn *c, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (c->close_why[0])
+                return;
+        va_start(ap, fmt);
+        vsnprintf(c->close_why, sizeof c->close_why, fmt, ap);
+        va_end(ap);
+}
+
 static void arm_idle(struct rpc_conn *c)
 {
         rpc_timer_arm(c->srv, &c->timer, ha_now_ms() + c->srv->cfg.limits.idle_timeout_ms);
@@ -191,9 +206,16 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
                  * must not log a line per frame (a log flood on the loop thread). */
                 if (++c->empty_data_frames == c->srv->cfg.limits.max_empty_data_frames + 1) {
                         ha_log_warn("rpc.flood", "conn=%" PRIu64 " kind=empty_data", c->id);
+                        conn_why(c, "flood of empty DATA frames");
                         nghttp2_session_terminate_session(h2, NGHTTP2_ENHANCE_YOUR_CALM);
                         return 0;
                 }
+        }
+        if (f->hd.type == NGHTTP2_GOAWAY) {
+                ha_log_debug("rpc.goaway_received", "conn=%" PRIu64 " error=%s last_stream=%d", c->id,
+                             nghttp2_http2_strerror(f->goaway.error_code), f->goaway.last_stream_id);
+                conn_why(c, "peer sent GOAWAY (%s)", nghttp2_http2_strerror(f->goaway.error_code));
+                return 0;
         }
         if (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS)
                 return 0;
@@ -247,6 +269,15 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
          * as an error even with NO_ERROR; their remaining body is read and
          * dropped. */
         struct rpc_conn *c = ud;
+        if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+                /* nghttp2's own limits end connections this way too (rapid
+                 * reset, too many ACKs queued), without any callback. */
+                ha_log_warn("rpc.goaway_sent", "conn=%" PRIu64 " peer=%s error=%s last_stream=%d", c->id,
+                            c->peer_addr, nghttp2_http2_strerror(f->goaway.error_code),
+                            f->goaway.last_stream_id);
+                conn_why(c, "sent GOAWAY (%s)", nghttp2_http2_strerror(f->goaway.error_code));
+                return 0;
+        }
         if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
             nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0) {
                 struct rpc_call *call = stream_call(c, f->hd.stream_id);
@@ -397,6 +428,7 @@ struct rpc_conn *rpc_conn_new(rpc_server *s, int fd, bool tls, const struct sock
 void rpc_conn_free(struct rpc_conn *c)
 {
         rpc_server *s = c->srv;
+        unsigned lost_streams = c->nstreams;
         if (c->in_dirty_list) {
                 /* unlink from the dirty list */
                 struct rpc_conn **pp = &s->dirty;
@@ -445,7 +477,14 @@ void rpc_conn_free(struct rpc_conn *c)
         s->nconns--;
         ha_buf_done(&c->wbuf);
         ha_buf_done(&c->tls_out);
-        ha_log_debug("rpc.conn_close", "conn=%" PRIu64 " peer=%s", c->id, c->peer_addr);
+        /* Calls cut short are the client's visible failure (gRPC clients
+         * see UNAVAILABLE): say why at warn; a quiet end stays debug. */
+        if (lost_streams)
+                ha_log_warn("rpc.conn_lost", "conn=%" PRIu64 " peer=%s streams=%u why=\"%s\"", c->id,
+                            c->peer_addr, lost_streams, c->close_why[0] ? c->close_why : "unknown");
+        else
+                ha_log_debug("rpc.conn_close", "conn=%" PRIu64 " peer=%s why=\"%s\"", c->id, c->peer_addr,
+                             c->close_why[0] ? c->close_why : "done");
         free(c->peer_identity);
         free(c);
 }
@@ -462,6 +501,7 @@ static void conn_timer_fire(struct rpc_timer *t)
         }
         if (c->nstreams == 0) {
                 ha_log_debug("rpc.conn_idle", "conn=%" PRIu64, c->id);
+                conn_why(c, "idle timeout");
                 nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
                 rpc_conn_mark_dirty(c);
         }
@@ -473,6 +513,7 @@ void rpc_conn_goaway(struct rpc_conn *c)
                 rpc_conn_free(c);
                 return;
         }
+        conn_why(c, "the server is shutting down");
         /* In-flight streams may finish; new ones are refused. */
         nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, NULL, 0);
@@ -492,6 +533,7 @@ static ssize_t conn_read(struct rpc_conn *c, uint8_t *buf, size_t len)
          * connection of this loop: clear it so SSL_get_error() judges this
          * call, not an earlier failure elsewhere. */
         ERR_clear_error();
+        errno = 0;
         int n = SSL_read(c->ssl, buf, (int)len);
         if (n > 0)
                 return n;
@@ -504,6 +546,12 @@ static ssize_t conn_read(struct rpc_conn *c, uint8_t *buf, size_t len)
         }
         if (e == SSL_ERROR_ZERO_RETURN)
                 return 0;
+        if (e == SSL_ERROR_SYSCALL && errno)
+                conn_why(c, "TLS read: %s", strerror(errno));
+        else if (ERR_peek_error())
+                conn_why(c, "TLS read: %s", ERR_reason_error_string(ERR_peek_error()));
+        else
+                conn_why(c, "TLS read: the peer closed without close_notify");
         ERR_clear_error();
         return -EIO;
 }
@@ -617,6 +665,10 @@ void rpc_conn_on_io(struct rpc_conn *c, uint32_t events)
                         if (n == -EAGAIN)
                                 break;
                         if (n <= 0) {
+                                if (n == 0)
+                                        conn_why(c, "peer closed the connection");
+                                else
+                                        conn_why(c, "read: %s", strerror((int)-n));
                                 ha_log_debug("rpc.conn_eof", "conn=%" PRIu64 " n=%zd", c->id, n);
                                 rpc_conn_free(c);
                                 return;
@@ -625,6 +677,7 @@ void rpc_conn_on_io(struct rpc_conn *c, uint32_t events)
                         if (rv < 0) {
                                 ha_log_debug("rpc.h2_error", "conn=%" PRIu64 " err=\"%s\"", c->id,
                                              nghttp2_strerror((int)rv));
+                                conn_why(c, "HTTP/2 error: %s", nghttp2_strerror((int)rv));
                                 rpc_conn_mark_dirty(c);  /* let GOAWAY out if any */
                                 c->closing = true;
                                 break;
@@ -652,11 +705,13 @@ void rpc_conn_flush(struct rpc_conn *c)
                         if (rv != 0) {
                                 ha_log_debug("rpc.h2_send_failed", "conn=%" PRIu64 " err=\"%s\"", c->id,
                                              nghttp2_strerror(rv));
+                                conn_why(c, "HTTP/2 send: %s", nghttp2_strerror(rv));
                                 c->closing = true;
                         }
                 }
                 if (c->ssl && seal(c) < 0) {
                         ha_log_debug("rpc.tls_write_failed", "conn=%" PRIu64, c->id);
+                        conn_why(c, "TLS write failed");
                         rpc_conn_free(c);
                         return;
                 }
@@ -670,6 +725,7 @@ void rpc_conn_flush(struct rpc_conn *c)
                 }
                 if (n < 0) {
                         ha_log_debug("rpc.conn_write_failed", "conn=%" PRIu64 " err=%zd", c->id, n);
+                        conn_why(c, "write: %s", strerror((int)-n));
                         rpc_conn_free(c);
                         return;
                 }

@@ -177,6 +177,7 @@ struct rpc_conn {
         unsigned empty_data_frames;
         char *peer_identity;
         char peer_addr[64];
+        char close_why[96];                 /* first reason the connection ends; "" until then */
         uint64_t id;
 };
 

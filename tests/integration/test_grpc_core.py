@@ -92,6 +92,31 @@ def test_connection_loss_cancels_handler(shared_agent, pb):
         fut.result()
 
 
+def test_connection_cut_with_calls_in_flight_is_logged_with_its_cause(shared_agent, pb):
+    """A client whose connection ends under running calls sees them fail
+    (UNAVAILABLE); the agent's log says so at warn level, with the cause,
+    so an operator can tell a client's disconnect from the agent's own doing."""
+    c = h2c(shared_agent)
+    req = pb[0].SleepRequest(sleep_ms=20000, tag="conn-cut").SerializeToString()
+    c.request("/hostagent.test.v1.TestService/Sleep", [("content-type", "application/grpc")],
+              envelope(req))
+    c.request("/hostagent.test.v1.TestService/Sleep", [("content-type", "application/grpc")],
+              envelope(req))
+    c.pump(0.3)
+    port = c.sock.getsockname()[1]
+    c.close()
+    line = None
+    for _ in range(200):
+        line = next((x for x in shared_agent.log().splitlines()
+                     if "event=rpc.conn_lost" in x and "peer=127.0.0.1:%d " % port in x), None)
+        if line:
+            break
+        time.sleep(0.02)
+    assert line, "no rpc.conn_lost line for port %d" % port
+    assert "level=warn" in line and "streams=2" in line, line
+    assert 'why="peer closed the connection"' in line, line
+
+
 def test_metadata_echo_including_bin(stub, pb):
     md = [("x-plain", "value 1"), ("x-blob-bin", b"\x00\xff\x10binary"), ("x-multi", "a"), ("x-multi", "b")]
     _, call = stub.Echo.with_call(pb[0].EchoRequest(message="m", echo_metadata=True), metadata=md)
