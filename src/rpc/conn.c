@@ -125,6 +125,48 @@ static void conn_why(struct rpc_conn *c, const char *fmt, ...)
         va_end(ap);
 }
 
+/* RST_STREAM for a stream the client never opened (gRPC C core's cancel
+ * race, see h2in.h) is ignored up to a burst of IDLE_RST_BURST, refilled
+ * by one a second: a grpcio client that cancels a lot trips it a few times
+ * an hour; a peer sending them on purpose gets nghttp2's verdict (GOAWAY
+ * PROTOCOL_ERROR) once the bucket is empty. */
+#define IDLE_RST_BURST 100
+#define IDLE_RST_REFILL_MS 1000
+
+static bool drop_idle_rst(void *ctx, uint32_t id)
+{
+        struct rpc_conn *c = ctx;
+        uint64_t now = ha_now_ms();
+
+        /* At or below the last stream nghttp2 took, the frame is its to
+         * judge (an RST for a stream it knows, or one it refused). */
+        if ((int32_t)id <= nghttp2_session_get_last_proc_stream_id(c->h2))
+                return false;
+        if (now - c->idle_rst_refill_ms >= IDLE_RST_REFILL_MS) {
+                uint64_t add = (now - c->idle_rst_refill_ms) / IDLE_RST_REFILL_MS;
+                c->idle_rst_tokens = (uint32_t)(c->idle_rst_tokens + add > IDLE_RST_BURST
+                                                        ? IDLE_RST_BURST
+                                                        : c->idle_rst_tokens + add);
+                c->idle_rst_refill_ms += add * IDLE_RST_REFILL_MS;
+        }
+        if (c->idle_rst_tokens == 0)
+                return false;
+        c->idle_rst_tokens--;
+        if (c->idle_rst_ignored++ == 0)
+                ha_log_info("rpc.idle_rst_ignored", "conn=%" PRIu64 " peer=%s stream=%u "
+                            "msg=\"RST_STREAM for a stream never opened (gRPC C core cancel race): ignored\"",
+                            c->id, c->peer_addr, id);
+        else
+                ha_log_debug("rpc.idle_rst_ignored", "conn=%" PRIu64 " stream=%u", c->id, id);
+        return true;
+}
+
+static ssize_t feed_nghttp2(void *ctx, const uint8_t *p, size_t n)
+{
+        struct rpc_conn *c = ctx;
+        return nghttp2_session_mem_recv(c->h2, p, n);
+}
+
 static void arm_idle(struct rpc_conn *c)
 {
         rpc_timer_arm(c->srv, &c->timer, ha_now_ms() + c->srv->cfg.limits.idle_timeout_ms);
@@ -272,9 +314,18 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
                 /* nghttp2's own limits end connections this way too (rapid
                  * reset, too many ACKs queued), without any callback. */
-                ha_log_warn("rpc.goaway_sent", "conn=%" PRIu64 " peer=%s error=%s last_stream=%d", c->id,
-                            c->peer_addr, nghttp2_http2_strerror(f->goaway.error_code),
-                            f->goaway.last_stream_id);
+                /* nghttp2 says why in the debug data ("RST_STREAM: stream
+                 * in idle", ...): printable ASCII, bounded. */
+                char why[128];
+                size_t n = 0;
+                for (size_t i = 0; i < f->goaway.opaque_data_len && n < sizeof why - 1; i++) {
+                        uint8_t ch = f->goaway.opaque_data[i];
+                        why[n++] = ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? (char)ch : '?';
+                }
+                why[n] = '\0';
+                ha_log_warn("rpc.goaway_sent", "conn=%" PRIu64 " peer=%s error=%s last_stream=%d debug=\"%s\"",
+                            c->id, c->peer_addr, nghttp2_http2_strerror(f->goaway.error_code),
+                            f->goaway.last_stream_id, why);
                 conn_why(c, "sent GOAWAY (%s)", nghttp2_http2_strerror(f->goaway.error_code));
                 return 0;
         }
@@ -290,8 +341,14 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 static int on_invalid_frame(nghttp2_session *h2, const nghttp2_frame *f, int lib_error, void *ud)
 {
         struct rpc_conn *c = ud;
-        ha_log_debug("rpc.invalid_frame", "conn=%" PRIu64 " type=%u err=\"%s\"", c->id, f->hd.type,
-                     nghttp2_strerror(lib_error));
+        /* The first per connection at warn (it is usually what ends it);
+         * the rest at debug, or a peer could flood the log. */
+        if (++c->invalid_frames == 1)
+                ha_log_warn("rpc.invalid_frame", "conn=%" PRIu64 " peer=%s type=%u stream=%d err=\"%s\"", c->id,
+                            c->peer_addr, f->hd.type, f->hd.stream_id, nghttp2_strerror(lib_error));
+        else
+                ha_log_debug("rpc.invalid_frame", "conn=%" PRIu64 " type=%u stream=%d err=\"%s\"", c->id,
+                             f->hd.type, f->hd.stream_id, nghttp2_strerror(lib_error));
         return 0;
 }
 
@@ -355,6 +412,9 @@ static int session_start(struct rpc_conn *c)
         if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0)
                 return -ENOMEM;
         nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, CONN_RECV_WINDOW);
+        h2in_init(&c->h2in);
+        c->idle_rst_tokens = IDLE_RST_BURST;
+        c->idle_rst_refill_ms = ha_now_ms();
         rpc_conn_mark_dirty(c);
         return 0;
 }
@@ -673,7 +733,7 @@ void rpc_conn_on_io(struct rpc_conn *c, uint32_t events)
                                 rpc_conn_free(c);
                                 return;
                         }
-                        ssize_t rv = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
+                        ssize_t rv = h2in_feed(&c->h2in, buf, (size_t)n, feed_nghttp2, drop_idle_rst, c);
                         if (rv < 0) {
                                 ha_log_debug("rpc.h2_error", "conn=%" PRIu64 " err=\"%s\"", c->id,
                                              nghttp2_strerror((int)rv));

@@ -25,6 +25,7 @@
 #include "core/workq.h"
 #include "rpc/descset.h"
 #include "rpc/envelope.h"
+#include "rpc/h2in.h"
 #include "rpc/server.h"
 
 struct rpc_protocol;
@@ -175,6 +176,11 @@ struct rpc_conn {
         struct rpc_call *calls;             /* live calls (loop thread) */
         unsigned nstreams;
         unsigned empty_data_frames;
+        unsigned invalid_frames;
+        struct h2in h2in;                   /* the client's bytes on their way to nghttp2 */
+        uint32_t idle_rst_tokens;           /* RST_STREAM on never-opened streams we may still ignore */
+        uint64_t idle_rst_refill_ms;        /* when the last token was added */
+        uint64_t idle_rst_ignored;
         char *peer_identity;
         char peer_addr[64];
         char close_why[96];                 /* first reason the connection ends; "" until then */

@@ -46,6 +46,7 @@ class Conn:
         self.h2.initiate_connection()
         self.flush()
         self.responses = {}
+        self.goaway = None          # (error code, debug data) of the server's GOAWAY
 
     def flush(self):
         data = self.h2.data_to_send()
@@ -103,6 +104,8 @@ class Conn:
                 self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, h2.events.StreamEnded):
                 r.ended = True
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = (ev.error_code, ev.additional_data or b"")
             elif isinstance(ev, h2.events.StreamReset):
                 if r:
                     r.reset = ev.error_code
@@ -116,6 +119,12 @@ class Conn:
         while not r.ended and time.monotonic() < deadline:
             self.pump(max(0.01, deadline - time.monotonic()))
         return r
+
+    def send_raw_frame(self, ftype, stream_id, payload, flags=0):
+        """Writes one frame as is, behind python-h2's back (it would refuse
+        frames its own state machine does not allow)."""
+        self.sock.sendall(struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) +
+                          struct.pack(">I", stream_id) + payload)
 
     def close(self):
         try:

@@ -3,6 +3,7 @@ HTTP/2 client) over real TLS with certificate verification (issue 2)."""
 import concurrent.futures
 import gzip
 import os
+import struct
 import threading
 import time
 
@@ -115,6 +116,47 @@ def test_connection_cut_with_calls_in_flight_is_logged_with_its_cause(shared_age
     assert line, "no rpc.conn_lost line for port %d" % port
     assert "level=warn" in line and "streams=2" in line, line
     assert 'why="peer closed the connection"' in line, line
+
+
+def _echo(c, pb, text):
+    body = envelope(pb[0].EchoRequest(message=text).SerializeToString())
+    return c.request("/hostagent.test.v1.TestService/Echo", [("content-type", "application/grpc")], body)
+
+
+def test_rst_stream_on_a_never_opened_stream_is_ignored(shared_agent, pb):
+    """gRPC's C core (grpcio) can reset a stream whose HEADERS it never sent
+    when a call is cancelled right after getting its id (grpc/grpc#19655).
+    That must not end the connection and the other calls on it."""
+    c = h2c(shared_agent)
+    sleeping = c.request("/hostagent.test.v1.TestService/Sleep", [("content-type", "application/grpc")],
+                         envelope(pb[0].SleepRequest(sleep_ms=1500, tag="idle-rst").SerializeToString()))
+    c.pump(0.2)
+    c.send_raw_frame(0x3, sleeping + 6, struct.pack(">I", 8))    # RST_STREAM(CANCEL), never opened
+    r = c.wait(_echo(c, pb, "after"))        # python-h2 takes sleeping + 2: below the reset id
+    assert r.trailers.get("grpc-status") == "0", (r.headers, r.trailers, c.goaway)
+    assert pb[0].EchoResponse.FromString(r.messages()[0][1]).message == "after"
+    s = c.wait(sleeping, timeout=10)
+    assert s.trailers.get("grpc-status") == "0" and c.goaway is None, (s.trailers, c.goaway)
+    c.close()
+    assert "event=rpc.idle_rst_ignored" in shared_agent.log()
+
+
+def test_a_flood_of_rst_stream_on_never_opened_streams_ends_the_connection(shared_agent, pb):
+    """Ignoring them has a budget (100, then one a second): past it nghttp2's
+    verdict stands, GOAWAY PROTOCOL_ERROR."""
+    c = h2c(shared_agent)
+    c.wait(_echo(c, pb, "first"))
+    for i in range(150):
+        c.send_raw_frame(0x3, 1001 + 2 * i, struct.pack(">I", 8))
+    deadline = time.monotonic() + 10
+    try:
+        while c.goaway is None and time.monotonic() < deadline:
+            c.pump(0.5)
+    except ConnectionError:
+        pass
+    c.close()
+    assert c.goaway and c.goaway[0] == 1, c.goaway          # PROTOCOL_ERROR
+    assert b"RST_STREAM" in c.goaway[1], c.goaway
 
 
 def test_metadata_echo_including_bin(stub, pb):
