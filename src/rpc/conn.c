@@ -319,8 +319,10 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
                 char why[128];
                 size_t n = 0;
                 for (size_t i = 0; i < f->goaway.opaque_data_len && n < sizeof why - 1; i++) {
-                        uint8_t ch = f->goaway.opaque_data[i];
-                        why[n++] = ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? (char)ch : '?';
+                        char ch = (char)f->goaway.opaque_data[i];
+                        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+                                ch = '?';
+                        why[n++] = ch;
                 }
                 why[n] = '\0';
                 ha_log_warn("rpc.goaway_sent", "conn=%" PRIu64 " peer=%s error=%s last_stream=%d debug=\"%s\"",
