@@ -46,17 +46,21 @@ BIDI = "/hostagent.test.v1.TestService/Bidi"
 SSTREAM = "/hostagent.test.v1.TestService/ServerStream"
 
 ASAN = os.environ.get("HA_SANITIZE") == "address"
+TSAN = os.environ.get("HA_SANITIZE") == "thread"
 # The agent's RSS may grow by at most this much during one attack. The
 # largest legitimate share is the zero-window case: 100 streams x 256 KiB
-# of queued response (stream_out_high_water) = 25 MiB.
-RSS_GROWTH = (64 + (192 if ASAN else 0)) << 20
+# of queued response (stream_out_high_water) = 25 MiB. Sanitizers add their
+# own memory per allocation (TSan's shadow and history: +300 MiB seen in the
+# zero-window case); there the point is races and memory errors under the
+# floods, the bound is judged on the normal build.
+RSS_GROWTH = (64 + (192 if ASAN else 0) + (960 if TSAN else 0)) << 20
 # 30 ms, not 20: the CI box is 2 shared cores where a parallel build alone
 # puts the healthy baseline p99 at 10-40 ms. Regressions this file caught
 # (the empty-DATA log flood) cost 150-220 ms.
 # Under ASan every loop turn costs 2-5x: a rapid-reset turn (up to 256 KiB
 # of frames) then stalls the loop for tens of ms. There the point is memory
 # safety under the floods; latency is judged on the normal build.
-LAT_FLOOR_S = 0.100 if ASAN else 0.030
+LAT_FLOOR_S = 0.100 if ASAN or TSAN else 0.030
 IDLE_CONNS = 2000      # issue 9 asks for 10,000; 2,000 fit the time budget
 MAX_STREAMS = 100      # the agent's default SETTINGS_MAX_CONCURRENT_STREAMS
 
@@ -644,7 +648,9 @@ def test_idle_streams_on_few_connections_do_not_starve_other_calls(flood_agent, 
             c.send(b"".join(c.headers(c.next_sid(), path=BIDI) for _ in range(MAX_STREAMS)))
             conns.append(c)
         time.sleep(0.5)
-        assert client.Echo(pb[0].EchoRequest(message="x"), timeout=2).message == "x"
+        # Starved, it would wait for its whole deadline; TSan's slowness
+        # (5-15x on a loaded machine) needs more than 2 s to answer at all.
+        assert client.Echo(pb[0].EchoRequest(message="x"), timeout=10 if TSAN else 2).message == "x"
     finally:
         for c in conns:
             c.close()
