@@ -351,6 +351,17 @@ static void env_up(struct env *v)
                                 NULL });
 }
 
+/* A connection from the host to a listener in the guest on |port|: traffic
+ * through the slot that leaves conntrack entries on the host. */
+static void host_to_guest(struct env *v, uint32_t ip, uint16_t port)
+{
+        int l = ns_socket(v->gpath, port), fd = ns_socket(NULL, 0);
+        cr_assert_eq(try_connect(fd, ip, port, l, 3000), 0, "guest unreachable on port %u", port);
+        close(fd);
+        close(l);
+        cr_assert_gt(net_ct_count_ip(ip), 0);
+}
+
 static void env_down(struct env *v)
 {
         if (v->relay > 0) {
@@ -505,23 +516,13 @@ Test(net_slot, real_slot_inspected_and_guest_reachable_both_ways)
         cr_assert_geq(net_slot_host_packets(&v.c, v.info.slot), at_flush);
         cr_assert_eq(net_slot_scrub(&v.c, v.info.slot, false, &pkts, &e), 0, "%s", e.msg);
         /* After more traffic the count moved: the next scrub flushes again. */
-        l = ns_socket(v.gpath, 8082);
-        fd = ns_socket(NULL, 0);
-        cr_assert_eq(try_connect(fd, sbx, 8082, l, 3000), 0, "guest unreachable after scrub");
-        close(fd);
-        close(l);
-        cr_assert_gt(net_ct_count_ip(sbx), 0);
+        host_to_guest(&v, sbx, 8082);
         cr_assert_gt(net_slot_host_packets(&v.c, v.info.slot), pkts, "traffic did not count");
         cr_assert_eq(net_slot_scrub(&v.c, v.info.slot, false, &pkts, &e), 0, "%s", e.msg);
         cr_assert_eq(net_ct_count_ip(sbx), 0, "host entries of new traffic survived a scrub");
         cr_assert_gt(pkts, at_flush);
         /* And after more traffic, release + free clear everything again. */
-        l = ns_socket(v.gpath, 8083);
-        fd = ns_socket(NULL, 0);
-        cr_assert_eq(try_connect(fd, sbx, 8083, l, 3000), 0, "guest unreachable after scrub");
-        close(fd);
-        close(l);
-        cr_assert_gt(net_ct_count_ip(sbx), 0);
+        host_to_guest(&v, sbx, 8083);
         env_down(&v);
         cr_assert_eq(net_ct_count_ip(sbx), 0, "host conntrack entries remain");
         cr_assert_eq(net_test_leftovers(&v.c), 0);

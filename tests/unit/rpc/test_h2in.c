@@ -93,16 +93,27 @@ static void check(const struct sink *s, const uint8_t *want, size_t want_len, si
         cr_assert_eq(s->asked[1], 11u);
 }
 
-Test(rpc_h2in, one_read)
+/* Feeds the input in reads ending at |cuts| (ascending) and the rest, and
+ * checks the outcome. */
+static void run(const size_t *cuts, size_t ncuts)
 {
         uint8_t in[512], want[512];
-        size_t want_len, rst7_at, n = build(in, want, &want_len, &rst7_at);
+        size_t want_len, rst7_at, n = build(in, want, &want_len, &rst7_at), at = 0;
         struct h2in f;
         struct sink s = { 0 };
 
         h2in_init(&f);
-        cr_assert_eq(h2in_feed(&f, in, n, pass, drop, &s), (ssize_t)n);
+        for (size_t i = 0; i <= ncuts; i++) {
+                size_t end = i < ncuts ? cuts[i] : n;
+                cr_assert_eq(h2in_feed(&f, in + at, end - at, pass, drop, &s), (ssize_t)(end - at));
+                at = end;
+        }
         check(&s, want, want_len, rst7_at);
+}
+
+Test(rpc_h2in, one_read)
+{
+        run(NULL, 0);
 }
 
 Test(rpc_h2in, every_split_into_two_and_three_reads)
@@ -110,30 +121,19 @@ Test(rpc_h2in, every_split_into_two_and_three_reads)
         uint8_t in[512], want[512];
         size_t want_len, rst7_at, n = build(in, want, &want_len, &rst7_at);
 
-        for (size_t a = 0; a <= n; a++) {
-                for (size_t b = a; b <= n; b += 7) {
-                        struct h2in f;
-                        struct sink s = { 0 };
-                        h2in_init(&f);
-                        cr_assert_eq(h2in_feed(&f, in, a, pass, drop, &s), (ssize_t)a);
-                        cr_assert_eq(h2in_feed(&f, in + a, b - a, pass, drop, &s), (ssize_t)(b - a));
-                        cr_assert_eq(h2in_feed(&f, in + b, n - b, pass, drop, &s), (ssize_t)(n - b));
-                        check(&s, want, want_len, rst7_at);
-                }
-        }
+        for (size_t a = 0; a <= n; a++)
+                for (size_t b = a; b <= n; b += 7)
+                        run((size_t[]){ a, b }, 2);
 }
 
 Test(rpc_h2in, byte_by_byte)
 {
         uint8_t in[512], want[512];
-        size_t want_len, rst7_at, n = build(in, want, &want_len, &rst7_at);
-        struct h2in f;
-        struct sink s = { 0 };
+        size_t cuts[512], want_len, rst7_at, n = build(in, want, &want_len, &rst7_at);
 
-        h2in_init(&f);
         for (size_t i = 0; i < n; i++)
-                cr_assert_eq(h2in_feed(&f, in + i, 1, pass, drop, &s), 1);
-        check(&s, want, want_len, rst7_at);
+                cuts[i] = i + 1;
+        run(cuts, n);
 }
 
 Test(rpc_h2in, a_failing_pass_stops_the_feed_with_its_error)
