@@ -90,6 +90,19 @@ add("fuzz_proto_connect_get", "json", b"\x00\x00" + path + b"?encoding=json&mess
 add("fuzz_proto_connect_get", "b64", b"\x00\x00" + path + b"?encoding=proto&base64=1&compression=gzip&message="
     + base64.urlsafe_b64encode(z).rstrip(b"=") + b"\naccept-encoding: gzip\n\n")
 
+# h2in: [slice seed] client bytes: preface, SETTINGS, a request, an RST_STREAM
+# on a stream never opened, one on an open stream, one inside a header block.
+def frame(ftype, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+rst = struct.pack(">I", 8)
+add("fuzz_h2in", "grpcio_cancel_race", b"\x05" + preface + frame(4, 0, 0, b"\x00\x03\x00\x00\x00\x64")
+    + frame(1, 4, 1, b"\x83\x86") + frame(3, 0, 9, rst) + frame(0, 1, 1, env(0, echo)) + frame(3, 0, 1, rst))
+add("fuzz_h2in", "header_block", b"\x00" + preface + frame(1, 0, 3, b"\x83") + frame(3, 0, 5, rst)
+    + frame(9, 4, 3, b"\x86") + frame(3, 0, 7, rst))
+
 for target, items in seeds.items():
     d = os.path.join(here, "corpus", target)
     os.makedirs(d, exist_ok=True)
