@@ -61,7 +61,12 @@ RSS_GROWTH = (64 + (192 if ASAN else 0) + (960 if TSAN else 0)) << 20
 # of frames) then stalls the loop for tens of ms. There the point is memory
 # safety under the floods; latency is judged on the normal build.
 LAT_FLOOR_S = 0.100 if ASAN or TSAN else 0.030
-IDLE_CONNS = 2000      # issue 9 asks for 10,000; 2,000 fit the time budget
+# Issue 9 asks for 10,000; 2,000 fit CI's time budget. HA_FLOOD_IDLE_CONNS
+# sets another count (10,000 measured: docs/FUZZING.md).
+IDLE_CONNS = int(os.environ.get("HA_FLOOD_IDLE_CONNS", "2000"))
+# Idle connections cost ~13 KiB each (TLS-less h2c: nghttp2 session, our
+# buffers); past 2,000 of them the bound grows with the count.
+IDLE_RSS_GROWTH = max(RSS_GROWTH, RSS_GROWTH + (IDLE_CONNS - 2000) * (16 << 10))
 MAX_STREAMS = 100      # the agent's default SETTINGS_MAX_CONCURRENT_STREAMS
 
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, REFUSED_STREAM, CANCEL, ENHANCE_YOUR_CALM = 0, 1, 3, 7, 8, 11
@@ -538,7 +543,7 @@ def attack_once(agent, stub, pb, name, secs, port=None, last=False):
     if p99(lat) > max(2 * p99(base), LAT_FLOOR_S):
         assert not last, info
         raise LatencyMiss(info)
-    assert growth < RSS_GROWTH, info
+    assert growth < (IDLE_RSS_GROWTH if name == "idle_conns" else RSS_GROWTH), info
     # The agent still answers on a fresh connection too.
     with tls_channel(agent) as ch:
         assert pb[1].TestServiceStub(ch).Echo(pb[0].EchoRequest(message="after"), timeout=10).message == "after"
