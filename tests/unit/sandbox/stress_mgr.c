@@ -455,9 +455,14 @@ static void scenario_c(void)
         struct sbx_record *recs;
         size_t n;
         CHECK(sbx_mgr_list(v.m, NULL, &recs, &n) == 0, "list");
-        for (size_t i = 0; i < n; i++)
-                CHECK(sbx_mgr_destroy(v.m, recs[i].id, NULL, &e) == 0, "destroy %s: %s", recs[i].id,
-                      e.msg);
+        for (size_t i = 0; i < n; i++) {
+                /* An expired one (r-NNN, NNN divisible by 4) may still be
+                 * listed while the reaper destroys it (seen under TSan):
+                 * gone by the time we destroy it is its expected end too. */
+                int r = sbx_mgr_destroy(v.m, recs[i].id, NULL, &e);
+                bool expiring = strncmp(recs[i].id, "r-", 2) == 0 && atoi(recs[i].id + 2) % 4 == 0;
+                CHECK(r == 0 || (r == -ENOENT && expiring), "destroy %s: %d %s", recs[i].id, r, e.msg);
+        }
         sbx_records_free(recs, n);
         leftovers(&v);
         printf("C: recovery under load: %d creates refused while recovering, %d after\n",
