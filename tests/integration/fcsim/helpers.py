@@ -205,11 +205,21 @@ class Fcsim:
         return self.ok("GET", "/")["state"]
 
     def guest_pid(self):
-        """The guest init's pid (fcsim's only child)."""
-        pids = []
-        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
-                pids += [int(p) for p in f.read().split()]
+        """The guest init's pid (fcsim's only child). Children are listed per
+        thread, and fcsim's threads come and go (a thread may end between
+        the listing and the read, its children going to another): read
+        again until one pass sees exactly one."""
+        for _ in range(100):
+            pids = []
+            for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+                try:
+                    with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                        pids += [int(p) for p in f.read().split()]
+                except FileNotFoundError:
+                    continue
+            if len(pids) == 1:
+                return pids[0]
+            time.sleep(0.02)
         assert len(pids) == 1, pids
         return pids[0]
 
