@@ -368,8 +368,16 @@ uint64_t net_slot_host_packets(const struct net_config *c, uint32_t slot)
         return n;
 }
 
-/* The host's conntrack entries of |a|'s sandbox address, unless the host
- * veth has carried nothing since *|pkts| (then none can be new). A flush
+/* Whether the host's entries of a slot's address need a flush: not when
+ * the host veth's count |now| is known and still what it was at the last
+ * flush (|at_flush|, see NET_PKTS_UNKNOWN). */
+static bool host_ct_dirty(uint64_t now, uint64_t at_flush)
+{
+        return now == NET_PKTS_UNKNOWN || now != at_flush;
+}
+
+/* Flushes the host's conntrack entries of |ip| (the slot's sandbox
+ * address) unless the host veth carried nothing since *|pkts|. A flush
  * is two walks of the kernel's whole conntrack hash, all namespaces
  * (~26 ms of CPU at 262,144 buckets, bottom halves off, not preemptible):
  * on a busy host that is most of a destroy's cost and stalls the creates
@@ -379,7 +387,7 @@ static int host_ct_flush(const struct net_config *c, uint32_t slot, uint32_t ip,
         uint64_t now = net_slot_host_packets(c, slot);
         int r;
 
-        if (now != NET_PKTS_UNKNOWN && now == *pkts)
+        if (!host_ct_dirty(now, *pkts))
                 return 0;
         ha_log_debug("net.slot.host_ct_flush", "slot=%u packets=%" PRIu64 " at_last_flush=%" PRIu64, slot,
                      now, *pkts);
@@ -422,7 +430,7 @@ int net_slot_teardown_since(const struct net_config *c, uint32_t slot, uint64_t 
         } else {
                 keep_first(&first, r);
         }
-        if (now == NET_PKTS_UNKNOWN || now != host_pkts) {
+        if (host_ct_dirty(now, host_pkts)) {
                 r = net_ct_flush_ip(a.sandbox_ip);
                 keep_first(&first, r < 0 ? r : 0);
         }

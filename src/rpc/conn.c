@@ -14,8 +14,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <openssl/err.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +302,21 @@ static int on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
         return 0;
 }
 
+/* nghttp2's reason in a GOAWAY's debug data ("RST_STREAM: stream in
+ * idle", ...) as printable ASCII for a log value, bounded by |size|. */
+static void goaway_debug_text(const nghttp2_goaway *g, char *out, size_t size)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < g->opaque_data_len && n < size - 1; i++) {
+                char ch = (char)g->opaque_data[i];
+                if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+                        ch = '?';
+                out[n++] = ch;
+        }
+        out[n] = '\0';
+}
+
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 {
         /* Trailers went out before the client half-closed: tell it we are
@@ -314,17 +329,8 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
                 /* nghttp2's own limits end connections this way too (rapid
                  * reset, too many ACKs queued), without any callback. */
-                /* nghttp2 says why in the debug data ("RST_STREAM: stream
-                 * in idle", ...): printable ASCII, bounded. */
                 char why[128];
-                size_t n = 0;
-                for (size_t i = 0; i < f->goaway.opaque_data_len && n < sizeof why - 1; i++) {
-                        char ch = (char)f->goaway.opaque_data[i];
-                        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-                                ch = '?';
-                        why[n++] = ch;
-                }
-                why[n] = '\0';
+                goaway_debug_text(&f->goaway, why, sizeof why);
                 ha_log_warn("rpc.goaway_sent", "conn=%" PRIu64 " peer=%s error=%s last_stream=%d debug=\"%s\"",
                             c->id, c->peer_addr, nghttp2_http2_strerror(f->goaway.error_code),
                             f->goaway.last_stream_id, why);
